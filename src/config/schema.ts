@@ -1,0 +1,104 @@
+import { z } from 'zod';
+
+/**
+ * The configuration file. Keys follow CNCF Distribution's `config.yml` where
+ * the features overlap, so that an existing file keeps working; Berth's own
+ * features get their own sections (`metadata`, `limits`). Every object is
+ * strict: an unknown key stops the start with a message that names it.
+ * docs/configuration.md describes each key.
+ */
+
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 500ms, 30s, 10m, 24h or 7d');
+
+const logSchema = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** Accepted for Distribution compatibility; Berth always logs JSON lines. */
+  formatter: z.enum(['json', 'text', 'logstash']).default('json'),
+  /** Static fields added to every log line. */
+  fields: z.record(z.string(), z.string()).default({}),
+  accesslog: z.strictObject({ disabled: z.boolean().default(false) }).prefault({}),
+});
+
+const httpSchema = z.strictObject({
+  /** `host:port`, or `:port` for every interface as Distribution allows. */
+  addr: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:5000')
+    .default('0.0.0.0:5000'),
+  /** Absolute base URL used in Location headers, when behind a proxy that rewrites the host. */
+  host: z.url().optional(),
+  /** Answer with relative `Location` headers, as Distribution's option does. */
+  relativeurls: z.boolean().default(false),
+  /** Extra headers on every response. */
+  headers: z.record(z.string(), z.array(z.string())).default({}),
+  /** Accepted for Distribution compatibility; upload state needs no shared secret in Berth. */
+  secret: z.string().optional(),
+});
+
+const storageSchema = z.strictObject({
+  filesystem: z
+    .strictObject({
+      rootdirectory: z.string().min(1).default('./data'),
+      /** Accepted for Distribution compatibility; Berth needs no concurrency cap here. */
+      maxthreads: z.number().int().min(25).optional(),
+    })
+    .prefault({}),
+  delete: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+  maintenance: z
+    .strictObject({
+      uploadpurging: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          age: duration.default('168h'),
+          interval: duration.default('24h'),
+          dryrun: z.boolean().default(false),
+        })
+        .prefault({}),
+      readonly: z.strictObject({ enabled: z.boolean().default(false) }).prefault({}),
+    })
+    .prefault({}),
+  /** Accepted for Distribution compatibility; Berth caches manifests in memory itself. */
+  cache: z.strictObject({ blobdescriptor: z.string().optional() }).optional(),
+  redirect: z.strictObject({ disable: z.boolean().default(false) }).optional(),
+});
+
+const metadataSchema = z.strictObject({
+  sqlite: z
+    .strictObject({
+      /** Default: `berth.db` in the storage root directory. */
+      path: z.string().min(1).optional(),
+    })
+    .optional(),
+  postgres: z.strictObject({ url: z.string().min(1) }).optional(),
+});
+
+const limitsSchema = z.strictObject({
+  /** Largest manifest accepted, in bytes. The OCI spec asks for at least 4 MiB. */
+  manifestbytes: z
+    .number()
+    .int()
+    .min(4096)
+    .max(64 * 1024 * 1024)
+    .default(4 * 1024 * 1024),
+});
+
+export const configSchema = z.strictObject({
+  version: z.union([z.string(), z.number()]).optional(),
+  log: logSchema.prefault({}),
+  http: httpSchema.prefault({}),
+  storage: storageSchema.prefault({}),
+  metadata: metadataSchema.prefault({}),
+  limits: limitsSchema.prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Parses a duration such as `30s` into milliseconds. */
+export function parseDuration(value: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(value);
+  if (!match) throw new Error(`Invalid duration "${value}": expected e.g. 30s, 10m, 24h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as string];
+  return Number(match[1]) * (unit ?? 1);
+}

@@ -1,0 +1,55 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The blob store: content-addressed bytes. Layers, configs and manifests'
+ * bytes, each stored once under its digest however many repositories hold
+ * it, plus the staging area where uploads grow until they are committed.
+ *
+ * A driver knows nothing of repositories, tags or verification: the
+ * registry layer hashes and counts what streams in and only asks the driver
+ * to commit bytes whose digest it has verified (DESIGN.md, invariant 1).
+ * Every driver passes the shared suite in test/unit/blob-store-suite.ts.
+ */
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
+}
+
+export interface BlobStore {
+  /** A short description for the start-up log, e.g. `filesystem /var/lib/berth`. */
+  readonly description: string;
+
+  /** The size of a committed blob, or undefined when it is not stored. */
+  stat(digest: string): Promise<number | undefined>;
+  /** Streams a committed blob, or part of it. Rejects with code ENOENT when absent. */
+  read(digest: string, range?: ByteRange): Promise<Readable>;
+  /** Reads a small committed blob (a manifest) whole. */
+  readAll(digest: string): Promise<Buffer>;
+  /** Stores small bytes (a manifest) whose digest the caller has computed. */
+  write(digest: string, bytes: Uint8Array): Promise<void>;
+  /** Removes a committed blob; absent blobs are not an error. */
+  delete(digest: string): Promise<void>;
+  /** Every committed blob's digest, for garbage collection. */
+  list(): AsyncIterable<string>;
+
+  /** Creates an empty staging area for an upload session. */
+  startUpload(id: string): Promise<void>;
+  /** The number of bytes staged so far, or undefined when the session has no staging area. */
+  uploadSize(id: string): Promise<number | undefined>;
+  /**
+   * Appends a stream to the staged bytes, which must currently hold exactly
+   * `offset` bytes. Resolves with the new size once the bytes are durable
+   * enough to report to the client. On error or abort the staged bytes are
+   * truncated back to `offset`.
+   */
+  appendUpload(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number>;
+  /** Streams the staged bytes, to rebuild a hash after a restart. */
+  readUpload(id: string): Promise<Readable>;
+  /** Moves verified staged bytes to their digest atomically; the session's staging area is gone after. */
+  commitUpload(id: string, digest: string): Promise<void>;
+  /** Removes a session's staging area; absent is not an error. */
+  abortUpload(id: string): Promise<void>;
+}
