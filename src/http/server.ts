@@ -1,0 +1,147 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isRegistryError, RegistryError } from '../errors/registry-error.js';
+import type { Logger } from '../log/logger.js';
+import { requireRepositoryName } from '../registry/names.js';
+import type { Registry } from '../registry/registry.js';
+import type { HttpOptions, RequestContext } from './context.js';
+import { handleBlob } from './handlers/blobs.js';
+import { handleCatalog, handleReferrers, handleTags } from './handlers/listings.js';
+import { handleManifest } from './handlers/manifests.js';
+import { handleUpload, handleUploads } from './handlers/uploads.js';
+import { apiVersionHeader, internalError, sendEmpty, sendError, sendJson } from './respond.js';
+import { matchRoute, type Route } from './router.js';
+
+/**
+ * The HTTP front of the registry: one async error boundary per request, one
+ * log line when it completes, and the spec's error body for every failure.
+ */
+export function createRegistryServer(registry: Registry, options: HttpOptions, log: Logger): Server {
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    void handleRequest(registry, options, log, req, res);
+  });
+  server.headersTimeout = 60_000;
+  return server;
+}
+
+async function handleRequest(
+  registry: Registry,
+  options: HttpOptions,
+  log: Logger,
+  req: IncomingMessage,
+  res: ServerResponse,
+) {
+  const started = process.hrtime.bigint();
+  const url = req.url ?? '/';
+  const queryStart = url.indexOf('?');
+  const path = queryStart === -1 ? url : url.slice(0, queryStart);
+  const query = new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1));
+  const controller = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) controller.abort();
+    logRequest(log, ctx, started);
+  });
+  setCommonHeaders(res, options);
+
+  const route = matchRoute(path);
+  const ctx: RequestContext = {
+    req, res, query, registry, options, log, signal: controller.signal,
+    route: route ?? { kind: 'base' }, bytesIn: 0, bytesOut: 0,
+  };
+  try {
+    if (!route) throw notFound(req.method, path);
+    await dispatch(ctx, route);
+  } catch (error) {
+    fail(ctx, error);
+  }
+}
+
+async function dispatch(ctx: RequestContext, route: Route): Promise<void> {
+  if (route.kind === 'base') return base(ctx);
+  if (route.kind === 'catalog') return handleCatalog(ctx);
+  ctx.repository = route.name;
+  requireRepositoryName(route.name);
+  switch (route.kind) {
+    case 'manifest':
+      return handleManifest(ctx, route.name, route.reference);
+    case 'blob':
+      return handleBlob(ctx, route.name, route.digest);
+    case 'uploads':
+      return handleUploads(ctx, route.name);
+    case 'upload':
+      return handleUpload(ctx, route.name, route.id);
+    case 'tags':
+      return handleTags(ctx, route.name);
+    case 'referrers':
+      return handleReferrers(ctx, route.name, route.digest);
+  }
+}
+
+/** `GET /v2/`: the API version check clients make first. */
+function base(ctx: RequestContext) {
+  if (ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD') {
+    throw new RegistryError('UNSUPPORTED', `Method ${ctx.req.method ?? ''} is not supported on /v2/`);
+  }
+  ctx.bytesOut =
+    ctx.req.method === 'HEAD' ? sendEmpty(ctx.res, 200) : sendJson(ctx.res, 200, {});
+}
+
+/**
+ * Before headers, a failure becomes the spec's error response; after them,
+ * the response can only be cut short, so the socket is destroyed and the
+ * client sees a truncated transfer rather than wrong bytes.
+ */
+function fail(ctx: RequestContext, error: unknown) {
+  const { req, res } = ctx;
+  if (res.headersSent) {
+    if (!isClientGone(error)) ctx.log.error({ err: error, path: req.url }, 'response failed after headers');
+    res.destroy();
+    return;
+  }
+  if (isRegistryError(error)) {
+    ctx.bytesOut = sendError(res, error, req.method === 'HEAD');
+  } else if (isClientGone(error) || ctx.signal.aborted) {
+    res.destroy();
+  } else {
+    ctx.log.error({ err: error, method: req.method, path: req.url }, 'request failed');
+    ctx.bytesOut = sendError(res, internalError(), req.method === 'HEAD');
+  }
+  drainUnreadBody(req);
+}
+
+/** A request body the handler never read would stall the keep-alive connection. */
+function drainUnreadBody(req: IncomingMessage) {
+  if (!req.complete && !req.destroyed) req.resume();
+}
+
+function isClientGone(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR' ||
+    code === 'EPIPE' || (error as Error | undefined)?.message === 'aborted';
+}
+
+function notFound(method: string | undefined, path: string): RegistryError {
+  const shown = path.length > 200 ? `${path.slice(0, 200)}...` : path;
+  return new RegistryError('UNSUPPORTED', `No such endpoint: ${method ?? ''} ${shown}`, { status: 404 });
+}
+
+function setCommonHeaders(res: ServerResponse, options: HttpOptions) {
+  res.setHeader('Docker-Distribution-API-Version', apiVersionHeader['Docker-Distribution-API-Version']);
+  for (const [name, values] of Object.entries(options.headers)) res.setHeader(name, values);
+}
+
+/** One line per request (STYLE.md): no headers, no query string (it may carry a token). */
+function logRequest(log: Logger, ctx: RequestContext, started: bigint) {
+  const status = ctx.res.statusCode;
+  const line = {
+    method: ctx.req.method,
+    route: ctx.route.kind,
+    repository: ctx.repository,
+    status,
+    bytesIn: ctx.bytesIn,
+    bytesOut: ctx.bytesOut,
+    durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+    aborted: ctx.signal.aborted || undefined,
+  };
+  if (status >= 500) log.error(line, 'request');
+  else log.info(line, 'request');
+}

@@ -1,0 +1,45 @@
+import type { Readable } from 'node:stream';
+import { RegistryError } from '../errors/registry-error.js';
+import type { BlobRecord, MetadataStore } from '../metadata/metadata-store.js';
+import type { BlobStore, ByteRange } from '../storage/blob-store.js';
+
+/**
+ * Reading and unlinking blobs in a repository. A blob is served only from a
+ * repository that links it (DESIGN.md, invariant 3): the metadata store is
+ * asked first, the blob store only for the bytes.
+ */
+export class BlobService {
+  readonly #blobs: BlobStore;
+  readonly #metadata: MetadataStore;
+
+  constructor(blobs: BlobStore, metadata: MetadataStore) {
+    this.#blobs = blobs;
+    this.#metadata = metadata;
+  }
+
+  async stat(repository: string, digest: string): Promise<BlobRecord> {
+    const blob = await this.#metadata.getLinkedBlob(repository, digest);
+    if (!blob) throw unknownBlob(repository, digest);
+    return blob;
+  }
+
+  async read(digest: string, range?: ByteRange): Promise<Readable> {
+    try {
+      return await this.#blobs.read(digest, range);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      throw new RegistryError('BLOB_UNKNOWN', `Blob "${digest}" is missing from storage`);
+    }
+  }
+
+  /** Removes the blob from this repository; the bytes go when garbage collection finds them unused. */
+  async unlink(repository: string, digest: string): Promise<void> {
+    if (!(await this.#metadata.unlinkBlob(repository, digest))) throw unknownBlob(repository, digest);
+  }
+}
+
+function unknownBlob(repository: string, digest: string): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', `Blob "${digest}" is unknown in repository "${repository}"`, {
+    detail: { digest },
+  });
+}

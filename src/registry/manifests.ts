@@ -1,0 +1,171 @@
+import { RegistryError } from '../errors/registry-error.js';
+import type { ManifestRecord, MetadataStore } from '../metadata/metadata-store.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { digestOf, parseDigest } from './digest.js';
+import { ManifestCache } from './manifest-cache.js';
+import { parseManifest, type Descriptor, type ParsedManifest } from './manifest.js';
+import { manifestKind } from './media-types.js';
+import type { Reference } from './names.js';
+
+/**
+ * Manifests (OCI distribution spec, "Pushing manifests" and "Pulling
+ * manifests"): accepted only when everything they reference is present in
+ * the repository, served byte for byte as pushed.
+ */
+
+export interface PushedManifest {
+  digest: string;
+  subject: string | null;
+}
+
+export interface ServedManifest {
+  record: ManifestRecord;
+  bytes: Buffer;
+}
+
+export class ManifestService {
+  readonly #blobs: BlobStore;
+  readonly #metadata: MetadataStore;
+  readonly #cache: ManifestCache;
+
+  constructor(blobs: BlobStore, metadata: MetadataStore, cacheBytes = 64 * 1024 * 1024) {
+    this.#blobs = blobs;
+    this.#metadata = metadata;
+    this.#cache = new ManifestCache(cacheBytes);
+  }
+
+  async put(
+    repository: string,
+    reference: Reference,
+    bytes: Buffer,
+    contentType: string | undefined,
+  ): Promise<PushedManifest> {
+    const parsed = parseManifest(bytes, contentType);
+    const digest = digestFor(reference, bytes);
+    await this.#checkReferences(repository, parsed);
+
+    await this.#blobs.write(digest, bytes);
+    const manifest = {
+      digest,
+      size: bytes.length,
+      mediaType: parsed.mediaType,
+      artifactType: parsed.artifactType,
+      subject: parsed.subject,
+      annotations: parsed.annotations,
+      references: parsed.references,
+    };
+    const tag = reference.kind === 'tag' ? reference.tag : undefined;
+    const result = await this.#metadata.putManifest(repository, manifest, tag);
+    if (!result.ok) throw missingReferences(result.missing.map((item) => item.digest));
+    this.#cache.set(digest, bytes);
+    return { digest, subject: parsed.subject };
+  }
+
+  /** The manifest a reference names, without its bytes (for HEAD). */
+  async resolve(repository: string, reference: Reference): Promise<ManifestRecord> {
+    const record =
+      reference.kind === 'tag'
+        ? await this.#metadata.resolveTag(repository, reference.tag)
+        : await this.#metadata.getManifest(repository, reference.digest);
+    if (!record) throw unknownManifest(repository, reference);
+    return record;
+  }
+
+  /**
+   * The manifest with its bytes. When a client accepts only single-image
+   * manifests and the reference names an index, the index's linux/amd64
+   * image is served instead, as Distribution does for old clients.
+   */
+  async get(repository: string, reference: Reference, accept: string[]): Promise<ServedManifest> {
+    const record = await this.resolve(repository, reference);
+    const bytes = await this.#bytesOf(record.digest);
+    if (!needsPlatformFallback(record.mediaType, accept)) return { record, bytes };
+
+    const child = defaultPlatformChild(parseManifest(bytes, record.mediaType).descriptors);
+    const childRecord = child && (await this.#metadata.getManifest(repository, child.digest));
+    if (!childRecord) return { record, bytes };
+    return { record: childRecord, bytes: await this.#bytesOf(childRecord.digest) };
+  }
+
+  async delete(repository: string, reference: Reference): Promise<void> {
+    const deleted =
+      reference.kind === 'tag'
+        ? await this.#metadata.deleteTag(repository, reference.tag)
+        : await this.#metadata.deleteManifest(repository, reference.digest);
+    if (!deleted) throw unknownManifest(repository, reference);
+  }
+
+  async #bytesOf(digest: string): Promise<Buffer> {
+    const cached = this.#cache.get(digest);
+    if (cached) return cached;
+    const bytes = await this.#blobs.readAll(digest);
+    this.#cache.set(digest, bytes);
+    return bytes;
+  }
+
+  /** Every blob must be linked here with the size the descriptor claims; every child stored here. */
+  async #checkReferences(repository: string, parsed: ParsedManifest): Promise<void> {
+    const checks = parsed.references.map(async (reference) => {
+      if (reference.kind === 'manifest') {
+        return (await this.#metadata.getManifest(repository, reference.digest)) ? [] : [reference.digest];
+      }
+      const blob = await this.#metadata.getLinkedBlob(repository, reference.digest);
+      if (!blob) return [reference.digest];
+      checkSize(parsed.descriptors, reference.digest, blob.size);
+      return [];
+    });
+    const missing = (await Promise.all(checks)).flat();
+    if (missing.length > 0) throw missingReferences(missing);
+  }
+}
+
+function digestFor(reference: Reference, bytes: Buffer): string {
+  if (reference.kind === 'tag') return digestOf(bytes, 'sha256');
+  const algorithm = parseDigest(reference.digest)?.algorithm ?? 'sha256';
+  const actual = digestOf(bytes, algorithm);
+  if (actual !== reference.digest) {
+    throw new RegistryError(
+      'DIGEST_INVALID',
+      `Manifest digest mismatch: the body hashes to "${actual}", not "${reference.digest}"`,
+    );
+  }
+  return actual;
+}
+
+function checkSize(descriptors: Descriptor[], digest: string, size: number) {
+  const wrong = descriptors.find((item) => item.digest === digest && item.size !== size);
+  if (!wrong) return;
+  throw new RegistryError(
+    'MANIFEST_INVALID',
+    `Descriptor for blob "${digest}" claims ${wrong.size} bytes, but the blob has ${size}`,
+  );
+}
+
+function needsPlatformFallback(mediaType: string, accept: string[]): boolean {
+  if (manifestKind(mediaType) !== 'index' || accept.length === 0) return false;
+  if (accept.includes(mediaType) || accept.some((type) => type === '*/*')) return false;
+  return accept.some((type) => manifestKind(type) === 'image');
+}
+
+function defaultPlatformChild(children: Descriptor[]): Descriptor | undefined {
+  return children.find(
+    (child) => child.platform?.os === 'linux' && child.platform.architecture === 'amd64',
+  );
+}
+
+function missingReferences(digests: string[]): RegistryError {
+  const list = digests.map((digest) => `"${digest}"`).join(', ');
+  return new RegistryError(
+    'MANIFEST_BLOB_UNKNOWN',
+    `Manifest references content not present in this repository: ${list}`,
+    { detail: digests.map((digest) => ({ digest })) },
+  );
+}
+
+function unknownManifest(repository: string, reference: Reference): RegistryError {
+  const [name, detail] =
+    reference.kind === 'tag'
+      ? [`${repository}:${reference.tag}`, { tag: reference.tag }]
+      : [`${repository}@${reference.digest}`, { digest: reference.digest }];
+  return new RegistryError('MANIFEST_UNKNOWN', `Manifest "${name}" is unknown`, { detail });
+}

@@ -1,0 +1,48 @@
+import { join, resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import { openPostgresMetadataStore } from '../metadata/sql/postgres.js';
+import { openSqliteMetadataStore } from '../metadata/sql/sqlite.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { FilesystemBlobStore } from '../storage/filesystem-blob-store.js';
+import { BlobService } from './blobs.js';
+import { ManifestService } from './manifests.js';
+import { UploadService } from './uploads.js';
+
+/** The registry's domain services over one blob store and one metadata store. */
+export class Registry {
+  readonly blobStore: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly blobs: BlobService;
+  readonly uploads: UploadService;
+  readonly manifests: ManifestService;
+
+  constructor(blobStore: BlobStore, metadata: MetadataStore) {
+    this.blobStore = blobStore;
+    this.metadata = metadata;
+    this.blobs = new BlobService(blobStore, metadata);
+    this.uploads = new UploadService(blobStore, metadata);
+    this.manifests = new ManifestService(blobStore, metadata);
+  }
+
+  close(): Promise<void> {
+    return this.metadata.close();
+  }
+}
+
+/** Opens the stores the configuration names, creating and migrating them as needed. */
+export async function openRegistry(config: Config): Promise<Registry> {
+  const root = resolve(config.storage.filesystem.rootdirectory);
+  const blobStore = new FilesystemBlobStore(root);
+  await blobStore.init();
+  const metadata = await openMetadataStore(config, root);
+  return new Registry(blobStore, metadata);
+}
+
+async function openMetadataStore(config: Config, root: string): Promise<MetadataStore> {
+  const store = config.metadata.postgres
+    ? await openPostgresMetadataStore(config.metadata.postgres.url)
+    : await openSqliteMetadataStore(config.metadata.sqlite?.path ?? join(root, 'berth.db'));
+  await store.migrate();
+  return store;
+}

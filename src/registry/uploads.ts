@@ -1,0 +1,232 @@
+import { randomUUID, type Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { RegistryError } from '../errors/registry-error.js';
+import type { BlobRecord, MetadataStore, UploadSession } from '../metadata/metadata-store.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { createDigester, parseDigest, type DigestAlgorithm } from './digest.js';
+import { HashingStream } from './hashing-stream.js';
+
+/**
+ * Blob upload sessions (OCI distribution spec, "Pushing blobs"): POST opens a
+ * session, PATCH appends in order, PUT with the digest verifies and commits,
+ * DELETE cancels. Sessions live in the metadata store and their bytes in the
+ * blob store's staging area, so a session survives a restart and can go on
+ * at another instance.
+ */
+
+export interface UploadStatus {
+  session: UploadSession;
+  /** Bytes received so far. */
+  size: number;
+}
+
+export interface ChunkOptions {
+  /** From `Content-Range`: the first byte of this chunk, which must be the current size. */
+  start?: number;
+  /** From `Content-Range` or `Content-Length`: the exact number of bytes in this chunk. */
+  length?: number;
+  signal?: AbortSignal;
+}
+
+/** The running hash of a session, kept between its requests in this process. */
+interface HashState {
+  hash: Hash;
+  size: number;
+}
+
+/** Enough for every upload in flight; an evicted state is rebuilt from the staged bytes. */
+const maxHashStates = 4096;
+
+export class UploadService {
+  readonly #blobs: BlobStore;
+  readonly #metadata: MetadataStore;
+  readonly #hashes = new Map<string, HashState>();
+  /** Sessions with a request writing to them now, in this process. */
+  readonly #busy = new Set<string>();
+
+  constructor(blobs: BlobStore, metadata: MetadataStore) {
+    this.#blobs = blobs;
+    this.#metadata = metadata;
+  }
+
+  async start(repository: string): Promise<UploadSession> {
+    const now = Date.now();
+    const session = { id: randomUUID(), repository, startedAt: now, updatedAt: now };
+    await this.#blobs.startUpload(session.id);
+    await this.#metadata.createUpload(session);
+    return session;
+  }
+
+  async status(repository: string, id: string): Promise<UploadStatus> {
+    const session = await this.#find(repository, id);
+    const size = await this.#blobs.uploadSize(id);
+    if (size === undefined) throw unknownUpload(id);
+    return { session, size };
+  }
+
+  /** Appends a chunk in order; answers 416 with the current range when it is not. */
+  async append(
+    repository: string,
+    id: string,
+    body: Readable,
+    options: ChunkOptions = {},
+  ): Promise<{ size: number; received: number }> {
+    return this.#exclusive(id, async () => {
+      const { size } = await this.status(repository, id);
+      if (options.start !== undefined && options.start !== size) throw outOfOrder(id, size);
+      const newSize = await this.#appendHashed(id, size, body, options);
+      await this.#metadata.touchUpload(id, Date.now());
+      return { size: newSize, received: newSize - size };
+    });
+  }
+
+  /**
+   * Finishes a session: appends the optional last chunk, verifies the digest
+   * over every byte received, then commits and links the blob. A session
+   * that fails verification is cancelled, as Distribution does.
+   */
+  async complete(
+    repository: string,
+    id: string,
+    digest: string,
+    body: Readable | undefined,
+    options: ChunkOptions = {},
+  ): Promise<BlobRecord> {
+    const algorithm = requireAlgorithm(digest);
+    return this.#exclusive(id, async () => {
+      let { size } = await this.status(repository, id);
+      if (options.start !== undefined && options.start !== size) throw outOfOrder(id, size);
+      if (body) size = await this.#appendHashed(id, size, body, options);
+
+      const actual = await this.#finalDigest(id, size, algorithm);
+      if (actual !== digest) {
+        await this.#discard(id);
+        throw new RegistryError(
+          'DIGEST_INVALID',
+          `Digest mismatch: the ${size} bytes received hash to "${actual}", not "${digest}"`,
+        );
+      }
+      await this.#blobs.commitUpload(id, digest);
+      const blob = { digest, size };
+      await this.#metadata.linkBlob(repository, blob);
+      await this.#metadata.deleteUpload(id);
+      this.#hashes.delete(id);
+      return blob;
+    });
+  }
+
+  async cancel(repository: string, id: string): Promise<void> {
+    await this.#find(repository, id);
+    await this.#exclusive(id, () => this.#discard(id));
+  }
+
+  /**
+   * Cross-repository mount: links a blob from `from`, or from anywhere in
+   * the registry when `from` is absent. Undefined when it cannot be mounted,
+   * in which case the caller opens an ordinary upload.
+   */
+  async mount(repository: string, digest: string, from?: string): Promise<BlobRecord | undefined> {
+    const blob = from
+      ? await this.#metadata.getLinkedBlob(from, digest)
+      : await this.#metadata.findBlob(digest);
+    if (!blob) return undefined;
+    if ((await this.#blobs.stat(digest)) === undefined) return undefined;
+    await this.#metadata.linkBlob(repository, blob);
+    return blob;
+  }
+
+  async #find(repository: string, id: string): Promise<UploadSession> {
+    const session = /^[a-f0-9-]{36}$/.test(id) ? await this.#metadata.getUpload(id) : undefined;
+    if (!session || session.repository !== repository) throw unknownUpload(id);
+    return session;
+  }
+
+  async #appendHashed(id: string, size: number, body: Readable, options: ChunkOptions) {
+    const state = await this.#hashState(id, size);
+    const hashing = new HashingStream(state.hash.copy(), options.length);
+    // A failure on either side destroys both; it surfaces through `hashing`.
+    pipeline(body, hashing).catch(() => undefined);
+    const newSize = await this.#blobs.appendUpload(id, size, hashing, options.signal);
+    this.#remember(id, { hash: hashing.hash, size: newSize });
+    return newSize;
+  }
+
+  /** The running sha256 of the staged bytes, rebuilt from storage when this process lacks it. */
+  async #hashState(id: string, size: number): Promise<HashState> {
+    const known = this.#hashes.get(id);
+    if (known && known.size === size) return known;
+    const hash = createDigester('sha256');
+    let count = 0;
+    for await (const chunk of await this.#blobs.readUpload(id)) {
+      hash.update(chunk as Buffer);
+      count += (chunk as Buffer).length;
+    }
+    if (count !== size) throw new Error(`Upload "${id}" changed while it was read`);
+    return { hash, size };
+  }
+
+  async #finalDigest(id: string, size: number, algorithm: DigestAlgorithm): Promise<string> {
+    if (algorithm === 'sha256') {
+      const state = await this.#hashState(id, size);
+      return `sha256:${state.hash.copy().digest('hex')}`;
+    }
+    const hash = createDigester(algorithm);
+    for await (const chunk of await this.#blobs.readUpload(id)) hash.update(chunk as Buffer);
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+
+  #remember(id: string, state: HashState) {
+    this.#hashes.delete(id);
+    this.#hashes.set(id, state);
+    if (this.#hashes.size > maxHashStates) {
+      const oldest = this.#hashes.keys().next().value;
+      if (oldest !== undefined) this.#hashes.delete(oldest);
+    }
+  }
+
+  async #discard(id: string) {
+    this.#hashes.delete(id);
+    await this.#blobs.abortUpload(id);
+    await this.#metadata.deleteUpload(id);
+  }
+
+  /** One writer per session in this process: two PATCHes at once would interleave bytes. */
+  async #exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
+    if (this.#busy.has(id)) {
+      throw new RegistryError(
+        'BLOB_UPLOAD_INVALID',
+        `Upload "${id}" is busy: another request is writing to it`,
+      );
+    }
+    this.#busy.add(id);
+    try {
+      return await work();
+    } finally {
+      this.#busy.delete(id);
+    }
+  }
+}
+
+function requireAlgorithm(digest: string): DigestAlgorithm {
+  const parsed = parseDigest(digest);
+  if (!parsed) {
+    throw new RegistryError(
+      'DIGEST_INVALID',
+      `Invalid digest "${digest}": expected sha256:<64 hex> or sha512:<128 hex>`,
+    );
+  }
+  return parsed.algorithm;
+}
+
+function unknownUpload(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', `Upload "${id.slice(0, 80)}" is unknown here`);
+}
+
+function outOfOrder(id: string, size: number): RegistryError {
+  return new RegistryError(
+    'RANGE_INVALID',
+    `Chunk out of order for upload "${id}": the next chunk must start at byte ${size}`,
+    { status: 416, headers: { Range: `0-${Math.max(size - 1, 0)}` } },
+  );
+}

@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseDigest } from '../registry/digest.js';
+import type { BlobStore, ByteRange } from './blob-store.js';
+
+/**
+ * The embedded default blob store: one file per blob under the root
+ * directory, `blobs/<algorithm>/<first two hex>/<hex>`, and one file per
+ * upload session under `uploads/`. Blobs are written elsewhere first, made
+ * durable with fsync, then renamed into place, so that a reader or a crash
+ * never sees part of a blob (DESIGN.md, invariants 1 and 5).
+ */
+export class FilesystemBlobStore implements BlobStore {
+  readonly description: string;
+  readonly #root: string;
+
+  constructor(root: string) {
+    this.#root = root;
+    this.description = `filesystem ${root}`;
+  }
+
+  /** Creates the directory layout; call once before use. */
+  async init(): Promise<void> {
+    await mkdir(join(this.#root, 'uploads'), { recursive: true });
+    await mkdir(join(this.#root, 'tmp'), { recursive: true });
+    await mkdir(join(this.#root, 'blobs'), { recursive: true });
+  }
+
+  async stat(digest: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.#blobPath(digest))).size;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async read(digest: string, range?: ByteRange): Promise<Readable> {
+    const handle = await open(this.#blobPath(digest), 'r');
+    const options = range ? { start: range.start, end: range.end } : {};
+    return handle.createReadStream({ ...options, highWaterMark: 256 * 1024 });
+  }
+
+  readAll(digest: string): Promise<Buffer> {
+    return readFile(this.#blobPath(digest));
+  }
+
+  async write(digest: string, bytes: Uint8Array): Promise<void> {
+    const target = this.#blobPath(digest);
+    const temporary = join(this.#root, 'tmp', randomUUID());
+    const handle = await open(temporary, 'w');
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await this.#moveIntoPlace(temporary, target);
+  }
+
+  async delete(digest: string): Promise<void> {
+    await rm(this.#blobPath(digest), { force: true });
+  }
+
+  async *list(): AsyncIterable<string> {
+    for (const algorithm of await readdirOrEmpty(join(this.#root, 'blobs'))) {
+      for (const prefix of await readdirOrEmpty(join(this.#root, 'blobs', algorithm))) {
+        for (const hex of await readdirOrEmpty(join(this.#root, 'blobs', algorithm, prefix))) {
+          const digest = `${algorithm}:${hex}`;
+          if (parseDigest(digest)) yield digest;
+        }
+      }
+    }
+  }
+
+  async startUpload(id: string): Promise<void> {
+    const handle = await open(this.#uploadPath(id), 'wx');
+    await handle.close();
+  }
+
+  async uploadSize(id: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.#uploadPath(id))).size;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async appendUpload(
+    id: string,
+    offset: number,
+    source: Readable,
+    signal?: AbortSignal,
+  ): Promise<number> {
+    const path = this.#uploadPath(id);
+    const size = await this.uploadSize(id);
+    if (size !== offset) {
+      throw new Error(`Upload "${id}" holds ${String(size)} bytes, not the expected ${offset}`);
+    }
+    const sink = createWriteStream(path, { flags: 'r+', start: offset, highWaterMark: 1 << 20 });
+    try {
+      await pipeline(source, sink, signal ? { signal } : {});
+    } catch (error) {
+      await truncate(path, offset).catch(() => undefined);
+      throw error;
+    }
+    return sink.bytesWritten + offset;
+  }
+
+  async readUpload(id: string): Promise<Readable> {
+    await stat(this.#uploadPath(id));
+    return createReadStream(this.#uploadPath(id), { highWaterMark: 1 << 20 });
+  }
+
+  async commitUpload(id: string, digest: string): Promise<void> {
+    const path = this.#uploadPath(id);
+    const handle = await open(path, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await this.#moveIntoPlace(path, this.#blobPath(digest));
+  }
+
+  async abortUpload(id: string): Promise<void> {
+    await rm(this.#uploadPath(id), { force: true });
+  }
+
+  /** Renames into place; a blob already there has the same bytes, so the newcomer is dropped. */
+  async #moveIntoPlace(from: string, to: string): Promise<void> {
+    if ((await this.#exists(to))) {
+      await rm(from, { force: true });
+      return;
+    }
+    await mkdir(dirname(to), { recursive: true });
+    await rename(from, to);
+    await syncDirectory(dirname(to));
+  }
+
+  async #exists(path: string): Promise<boolean> {
+    try {
+      await stat(path);
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  #blobPath(digest: string): string {
+    const parsed = parseDigest(digest);
+    if (!parsed) throw new Error(`Not a digest: "${digest}"`);
+    return join(this.#root, 'blobs', parsed.algorithm, parsed.hex.slice(0, 2), parsed.hex);
+  }
+
+  #uploadPath(id: string): string {
+    if (!/^[a-f0-9-]{36}$/.test(id)) throw new Error(`Not an upload id: "${id}"`);
+    return join(this.#root, 'uploads', id);
+  }
+}
+
+/** Makes a rename durable: the directory entry itself must reach the disk. */
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readdirOrEmpty(path: string): Promise<string[]> {
+  try {
+    return (await readdir(path)).sort();
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+}
+
+export function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
