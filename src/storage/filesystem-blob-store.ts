@@ -45,7 +45,7 @@ export class FilesystemBlobStore implements BlobStore {
     return handle.createReadStream({ ...options, highWaterMark: 256 * 1024 });
   }
 
-  readAll(digest: string): Promise<Buffer> {
+  async readAll(digest: string): Promise<Buffer> {
     return readFile(this.#blobPath(digest));
   }
 
