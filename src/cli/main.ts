@@ -44,7 +44,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  const message = error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
+  const message =
+    error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
   console.error(`berth: ${message}`);
   process.exit(1);
 });

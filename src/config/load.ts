@@ -19,7 +19,14 @@ export async function loadConfig(
 ): Promise<Config> {
   const fromFile = file ? await readConfigFile(file) : {};
   const merged = applyEnvironment(fromFile, env);
-  return validateConfig(merged, file ?? 'the embedded defaults');
+  return validateConfig(merged, describeSource(file, env));
+}
+
+/** Names the file and the variables a bad value may have come from. */
+function describeSource(file: string | undefined, env: NodeJS.ProcessEnv): string {
+  const base = file === undefined ? 'the embedded defaults' : `"${file}"`;
+  const variables = Object.keys(env).filter((name) => isOverride(name, env[name]));
+  return variables.length === 0 ? base : `${base} and ${variables.sort().join(', ')}`;
 }
 
 export function validateConfig(raw: unknown, source: string): Config {
@@ -44,7 +51,9 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new ConfigError(`Invalid configuration in "${file}": expected a mapping at the top level`);
+    throw new ConfigError(
+      `Invalid configuration in "${file}": expected a mapping at the top level`,
+    );
   }
   return parsed as Record<string, unknown>;
 }
@@ -62,12 +71,15 @@ export function applyEnvironment(
 ): Record<string, unknown> {
   const result = structuredClone(config);
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('REGISTRY_') || value === undefined) continue;
-    if (serviceLinkVariable.test(name)) continue;
+    if (!isOverride(name, value)) continue;
     const path = name.slice('REGISTRY_'.length).toLowerCase().split('_');
     setPath(result, path, parseEnvironmentValue(value), name);
   }
   return result;
+}
+
+function isOverride(name: string, value: string | undefined): value is string {
+  return name.startsWith('REGISTRY_') && value !== undefined && !serviceLinkVariable.test(name);
 }
 
 function parseEnvironmentValue(value: string): unknown {
@@ -85,7 +97,9 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
     if (next === undefined || next === null) {
       node[key] = {};
     } else if (typeof next !== 'object' || Array.isArray(next)) {
-      throw new ConfigError(`Environment variable ${name} sets below "${key}", which is not a section`);
+      throw new ConfigError(
+        `Environment variable ${name} sets below "${key}", which is not a section`,
+      );
     }
     node = node[key] as Record<string, unknown>;
   }

@@ -64,6 +64,20 @@ const storageSchema = z.strictObject({
   redirect: z.strictObject({ disable: z.boolean().default(false) }).optional(),
 });
 
+/**
+ * Accepted for Distribution compatibility: the registry:2 image's own
+ * config.yml carries this section. Berth runs no background health checks.
+ */
+const healthSchema = z.strictObject({
+  storagedriver: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      interval: duration.default('10s'),
+      threshold: z.number().int().min(1).default(1),
+    })
+    .optional(),
+});
+
 const metadataSchema = z.strictObject({
   sqlite: z
     .strictObject({
@@ -89,6 +103,7 @@ export const configSchema = z.strictObject({
   log: logSchema.prefault({}),
   http: httpSchema.prefault({}),
   storage: storageSchema.prefault({}),
+  health: healthSchema.optional(),
   metadata: metadataSchema.prefault({}),
   limits: limitsSchema.prefault({}),
 });

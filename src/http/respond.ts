@@ -37,7 +37,9 @@ export function sendJson(
 
 /** The OCI error body: `{"errors":[{"code","message","detail"}]}`. */
 export function sendError(res: ServerResponse, error: RegistryError, head = false): number {
-  const body = { errors: [{ code: error.code, message: error.message, detail: error.detail ?? null }] };
+  const body = {
+    errors: [{ code: error.code, message: error.message, detail: error.detail ?? null }],
+  };
   if (!head) return sendJson(res, error.status, body, error.headers);
   return sendEmpty(res, error.status, error.headers);
 }

@@ -19,12 +19,18 @@ export type Route =
 export type RouteKind = Route['kind'];
 
 const patterns: [RegExp, (match: RegExpExecArray) => Route][] = [
-  [/^(.+)\/manifests\/([^/]+)$/, (m) => ({ kind: 'manifest', name: m[1]!, reference: decode(m[2]!) })],
+  [
+    /^(.+)\/manifests\/([^/]+)$/,
+    (m) => ({ kind: 'manifest', name: m[1]!, reference: decode(m[2]!) }),
+  ],
   [/^(.+)\/blobs\/uploads\/?$/, (m) => ({ kind: 'uploads', name: m[1]! })],
   [/^(.+)\/blobs\/uploads\/([^/]+)$/, (m) => ({ kind: 'upload', name: m[1]!, id: decode(m[2]!) })],
   [/^(.+)\/blobs\/([^/]+)$/, (m) => ({ kind: 'blob', name: m[1]!, digest: decode(m[2]!) })],
   [/^(.+)\/tags\/list$/, (m) => ({ kind: 'tags', name: m[1]! })],
-  [/^(.+)\/referrers\/([^/]+)$/, (m) => ({ kind: 'referrers', name: m[1]!, digest: decode(m[2]!) })],
+  [
+    /^(.+)\/referrers\/([^/]+)$/,
+    (m) => ({ kind: 'referrers', name: m[1]!, digest: decode(m[2]!) }),
+  ],
 ];
 
 /** The route for a request path (without the query), or undefined when none matches. */

@@ -15,7 +15,11 @@ import { matchRoute, type Route } from './router.js';
  * The HTTP front of the registry: one async error boundary per request, one
  * log line when it completes, and the spec's error body for every failure.
  */
-export function createRegistryServer(registry: Registry, options: HttpOptions, log: Logger): Server {
+export function createRegistryServer(
+  registry: Registry,
+  options: HttpOptions,
+  log: Logger,
+): Server {
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     void handleRequest(registry, options, log, req, res);
   });
@@ -44,8 +48,16 @@ async function handleRequest(
 
   const route = matchRoute(path);
   const ctx: RequestContext = {
-    req, res, query, registry, options, log, signal: controller.signal,
-    route: route ?? { kind: 'base' }, bytesIn: 0, bytesOut: 0,
+    req,
+    res,
+    query,
+    registry,
+    options,
+    log,
+    signal: controller.signal,
+    route: route ?? { kind: 'base' },
+    bytesIn: 0,
+    bytesOut: 0,
   };
   try {
     if (!route) throw notFound(req.method, path);
@@ -79,10 +91,12 @@ async function dispatch(ctx: RequestContext, route: Route): Promise<void> {
 /** `GET /v2/`: the API version check clients make first. */
 function base(ctx: RequestContext) {
   if (ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD') {
-    throw new RegistryError('UNSUPPORTED', `Method ${ctx.req.method ?? ''} is not supported on /v2/`);
+    throw new RegistryError(
+      'UNSUPPORTED',
+      `Method ${ctx.req.method ?? ''} is not supported on /v2/`,
+    );
   }
-  ctx.bytesOut =
-    ctx.req.method === 'HEAD' ? sendEmpty(ctx.res, 200) : sendJson(ctx.res, 200, {});
+  ctx.bytesOut = ctx.req.method === 'HEAD' ? sendEmpty(ctx.res, 200) : sendJson(ctx.res, 200, {});
 }
 
 /**
@@ -93,7 +107,8 @@ function base(ctx: RequestContext) {
 function fail(ctx: RequestContext, error: unknown) {
   const { req, res } = ctx;
   if (res.headersSent) {
-    if (!isClientGone(error)) ctx.log.error({ err: error, path: req.url }, 'response failed after headers');
+    if (!isClientGone(error))
+      ctx.log.error({ err: error, path: req.url }, 'response failed after headers');
     res.destroy();
     return;
   }
@@ -115,17 +130,27 @@ function drainUnreadBody(req: IncomingMessage) {
 
 function isClientGone(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR' ||
-    code === 'EPIPE' || (error as Error | undefined)?.message === 'aborted';
+  return (
+    code === 'ECONNRESET' ||
+    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    code === 'ABORT_ERR' ||
+    code === 'EPIPE' ||
+    (error as Error | undefined)?.message === 'aborted'
+  );
 }
 
 function notFound(method: string | undefined, path: string): RegistryError {
   const shown = path.length > 200 ? `${path.slice(0, 200)}...` : path;
-  return new RegistryError('UNSUPPORTED', `No such endpoint: ${method ?? ''} ${shown}`, { status: 404 });
+  return new RegistryError('UNSUPPORTED', `No such endpoint: ${method ?? ''} ${shown}`, {
+    status: 404,
+  });
 }
 
 function setCommonHeaders(res: ServerResponse, options: HttpOptions) {
-  res.setHeader('Docker-Distribution-API-Version', apiVersionHeader['Docker-Distribution-API-Version']);
+  res.setHeader(
+    'Docker-Distribution-API-Version',
+    apiVersionHeader['Docker-Distribution-API-Version'],
+  );
   for (const [name, values] of Object.entries(options.headers)) res.setHeader(name, values);
 }
 

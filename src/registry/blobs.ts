@@ -34,12 +34,17 @@ export class BlobService {
 
   /** Removes the blob from this repository; the bytes go when garbage collection finds them unused. */
   async unlink(repository: string, digest: string): Promise<void> {
-    if (!(await this.#metadata.unlinkBlob(repository, digest))) throw unknownBlob(repository, digest);
+    if (!(await this.#metadata.unlinkBlob(repository, digest)))
+      throw unknownBlob(repository, digest);
   }
 }
 
 function unknownBlob(repository: string, digest: string): RegistryError {
-  return new RegistryError('BLOB_UNKNOWN', `Blob "${digest}" is unknown in repository "${repository}"`, {
-    detail: { digest },
-  });
+  return new RegistryError(
+    'BLOB_UNKNOWN',
+    `Blob "${digest}" is unknown in repository "${repository}"`,
+    {
+      detail: { digest },
+    },
+  );
 }

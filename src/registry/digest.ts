@@ -35,7 +35,10 @@ export function isDigest(value: string): boolean {
 export function requireDigest(value: string | null | undefined): ParsedDigest {
   const parsed = value ? parseDigest(value) : undefined;
   if (!parsed) {
-    throw new RegistryError('DIGEST_INVALID', `Invalid digest "${value ?? ''}": expected sha256:<64 hex> or sha512:<128 hex>`);
+    throw new RegistryError(
+      'DIGEST_INVALID',
+      `Invalid digest "${value ?? ''}": expected sha256:<64 hex> or sha512:<128 hex>`,
+    );
   }
   return parsed;
 }

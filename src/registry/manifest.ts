@@ -39,7 +39,9 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   const mediaType = resolveMediaType(document, contentType);
   const kind = manifestKind(mediaType);
   if (!kind) {
-    throw invalid(`Unsupported manifest media type "${mediaType}": expected an OCI or Docker v2 manifest or index`);
+    throw invalid(
+      `Unsupported manifest media type "${mediaType}": expected an OCI or Docker v2 manifest or index`,
+    );
   }
   if (document.schemaVersion !== 2) {
     throw invalid(`Invalid schemaVersion ${JSON.stringify(document.schemaVersion)}: expected 2`);
@@ -53,9 +55,10 @@ function parseImage(document: Record<string, unknown>, mediaType: string): Parse
   const subject = optionalDescriptor(document.subject, 'subject');
   const artifactType = optionalString(document.artifactType, 'artifactType');
   const descriptors = [config, ...layers];
-  const references = [config, ...layers.filter(isLocal)].map(
-    (descriptor): ManifestReference => ({ digest: descriptor.digest, kind: 'blob' }),
-  );
+  const references = [config, ...layers.filter(isLocal)].map((descriptor): ManifestReference => ({
+    digest: descriptor.digest,
+    kind: 'blob',
+  }));
   return {
     kind: 'image',
     mediaType,
@@ -71,9 +74,10 @@ function parseIndex(document: Record<string, unknown>, mediaType: string): Parse
   const children = parseDescriptorList(document.manifests, 'manifests');
   const subject = optionalDescriptor(document.subject, 'subject');
   const artifactType = optionalString(document.artifactType, 'artifactType');
-  const references = children.map(
-    (descriptor): ManifestReference => ({ digest: descriptor.digest, kind: 'manifest' }),
-  );
+  const references = children.map((descriptor): ManifestReference => ({
+    digest: descriptor.digest,
+    kind: 'manifest',
+  }));
   return {
     kind: 'index',
     mediaType,
@@ -138,7 +142,9 @@ function parseDescriptor(value: unknown, field: string): Descriptor {
     throw invalid(`Descriptor "${field}" has no mediaType`);
   }
   if (typeof descriptor.digest !== 'string' || !isDigest(descriptor.digest)) {
-    throw invalid(`Descriptor "${field}" has an invalid digest ${JSON.stringify(descriptor.digest)}`);
+    throw invalid(
+      `Descriptor "${field}" has an invalid digest ${JSON.stringify(descriptor.digest)}`,
+    );
   }
   if (!Number.isSafeInteger(descriptor.size) || (descriptor.size as number) < 0) {
     throw invalid(`Descriptor "${field}" has an invalid size ${JSON.stringify(descriptor.size)}`);
@@ -168,7 +174,9 @@ function annotationsOf(document: Record<string, unknown>): string | null {
 
 function unique(references: ManifestReference[]): ManifestReference[] {
   const seen = new Set<string>();
-  return references.filter((reference) => !seen.has(reference.digest) && seen.add(reference.digest));
+  return references.filter(
+    (reference) => !seen.has(reference.digest) && seen.add(reference.digest),
+  );
 }
 
 function invalid(message: string): RegistryError {

@@ -107,7 +107,9 @@ export class ManifestService {
   async #checkReferences(repository: string, parsed: ParsedManifest): Promise<void> {
     const checks = parsed.references.map(async (reference) => {
       if (reference.kind === 'manifest') {
-        return (await this.#metadata.getManifest(repository, reference.digest)) ? [] : [reference.digest];
+        return (await this.#metadata.getManifest(repository, reference.digest))
+          ? []
+          : [reference.digest];
       }
       const blob = await this.#metadata.getLinkedBlob(repository, reference.digest);
       if (!blob) return [reference.digest];

@@ -134,7 +134,7 @@ export class FilesystemBlobStore implements BlobStore {
 
   /** Renames into place; a blob already there has the same bytes, so the newcomer is dropped. */
   async #moveIntoPlace(from: string, to: string): Promise<void> {
-    if ((await this.#exists(to))) {
+    if (await this.#exists(to)) {
       await rm(from, { force: true });
       return;
     }

@@ -67,9 +67,13 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
       ? { start: Math.max(size - Number(last), 0), end: size - 1 }
       : { start: Number(first), end: last === '' ? size - 1 : Math.min(Number(last), size - 1) };
   if (range.start > range.end || range.start >= size) {
-    throw new RegistryError('RANGE_INVALID', `Range "${header}" is outside the blob of ${size} bytes`, {
-      headers: { 'Content-Range': `bytes */${size}` },
-    });
+    throw new RegistryError(
+      'RANGE_INVALID',
+      `Range "${header}" is outside the blob of ${size} bytes`,
+      {
+        headers: { 'Content-Range': `bytes */${size}` },
+      },
+    );
   }
   return range;
 }

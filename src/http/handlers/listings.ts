@@ -28,7 +28,9 @@ export async function handleTags(ctx: RequestContext, name: string) {
   const { limit, last } = pageOf(ctx, maxPageSize);
   const tags = await ctx.registry.metadata.listTags(name, { limit: limit + 1, ...last });
   if (!tags) {
-    throw new RegistryError('NAME_UNKNOWN', `Repository "${name}" is unknown`, { detail: { name } });
+    throw new RegistryError('NAME_UNKNOWN', `Repository "${name}" is unknown`, {
+      detail: { name },
+    });
   }
   const headers = nextLink(ctx, `/v2/${name}/tags/list`, tags, limit);
   ctx.bytesOut = sendJson(ctx.res, 200, { name, tags: tags.slice(0, limit) }, headers);
@@ -42,7 +44,11 @@ export async function handleReferrers(ctx: RequestContext, name: string, digest:
   const records = await ctx.registry.metadata.listReferrers(name, digest, artifactType);
   const headers: Headers = { 'Content-Type': mediaTypes.ociIndex };
   if (artifactType !== undefined) headers['OCI-Filters-Applied'] = 'artifactType';
-  const index = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: records.map(toDescriptor) };
+  const index = {
+    schemaVersion: 2,
+    mediaType: mediaTypes.ociIndex,
+    manifests: records.map(toDescriptor),
+  };
   ctx.bytesOut = sendJson(ctx.res, 200, index, headers);
 }
 
@@ -60,13 +66,19 @@ function requireRead(ctx: RequestContext) {
   if (ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD') throw methodNotAllowed(ctx);
 }
 
-function pageOf(ctx: RequestContext, defaultLimit: number): { limit: number; last: { last?: string } } {
+function pageOf(
+  ctx: RequestContext,
+  defaultLimit: number,
+): { limit: number; last: { last?: string } } {
   const n = ctx.query.get('n');
   const last = ctx.query.get('last');
   let limit = defaultLimit;
   if (n !== null) {
     if (!/^\d+$/.test(n)) {
-      throw new RegistryError('PAGINATION_NUMBER_INVALID', `Invalid page size n="${n}": expected a whole number`);
+      throw new RegistryError(
+        'PAGINATION_NUMBER_INVALID',
+        `Invalid page size n="${n}": expected a whole number`,
+      );
     }
     limit = Math.min(Number(n), maxPageSize);
   }

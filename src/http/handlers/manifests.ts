@@ -63,6 +63,9 @@ function parseAccept(header: string | string[] | undefined): string[] {
   if (!header) return [];
   const values = Array.isArray(header) ? header : [header];
   return values.flatMap((value) =>
-    value.split(',').map((item) => item.split(';')[0]!.trim()).filter((item) => item !== ''),
+    value
+      .split(',')
+      .map((item) => item.split(';')[0]!.trim())
+      .filter((item) => item !== ''),
   );
 }
