@@ -25,8 +25,9 @@ export interface RequestContext {
   log: Logger;
   /** Aborted when the client goes away before the response is complete. */
   signal: AbortSignal;
-  /** For the request log line. */
+  /** For the request log line: the repository and the tag, digest or upload id. */
   repository?: string;
+  reference?: string | undefined;
   bytesIn: number;
   bytesOut: number;
 }

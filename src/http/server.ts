@@ -71,6 +71,7 @@ async function dispatch(ctx: RequestContext, route: Route): Promise<void> {
   if (route.kind === 'base') return base(ctx);
   if (route.kind === 'catalog') return handleCatalog(ctx);
   ctx.repository = route.name;
+  ctx.reference = referenceOf(route);
   requireRepositoryName(route.name);
   switch (route.kind) {
     case 'manifest':
@@ -86,6 +87,18 @@ async function dispatch(ctx: RequestContext, route: Route): Promise<void> {
     case 'referrers':
       return handleReferrers(ctx, route.name, route.digest);
   }
+}
+
+function referenceOf(route: Route): string | undefined {
+  const value =
+    'reference' in route
+      ? route.reference
+      : 'digest' in route
+        ? route.digest
+        : 'id' in route
+          ? route.id
+          : undefined;
+  return value && value.length > 200 ? `${value.slice(0, 200)}...` : value;
 }
 
 /** `GET /v2/`: the API version check clients make first. */
@@ -161,6 +174,7 @@ function logRequest(log: Logger, ctx: RequestContext, started: bigint) {
     method: ctx.req.method,
     route: ctx.route.kind,
     repository: ctx.repository,
+    reference: ctx.reference,
     status,
     bytesIn: ctx.bytesIn,
     bytesOut: ctx.bytesOut,

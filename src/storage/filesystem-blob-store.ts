@@ -42,7 +42,7 @@ export class FilesystemBlobStore implements BlobStore {
   async read(digest: string, range?: ByteRange): Promise<Readable> {
     const handle = await open(this.#blobPath(digest), 'r');
     const options = range ? { start: range.start, end: range.end } : {};
-    return handle.createReadStream({ ...options, highWaterMark: 256 * 1024 });
+    return handle.createReadStream({ ...options, highWaterMark: 1 << 20 });
   }
 
   async readAll(digest: string): Promise<Buffer> {

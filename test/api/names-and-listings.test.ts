@@ -72,11 +72,15 @@ describe('base and names', () => {
     assert.equal(reply.headers.get('docker-content-digest'), image.digest);
   });
 
-  test('names: malformed tags answer TAG_INVALID and malformed digests DIGEST_INVALID', async () => {
-    const tag = await request(`${server.url}/v2/n/app/manifests/.bad`);
+  test('names: malformed tags answer TAG_INVALID on push, 404 on pull, and malformed digests DIGEST_INVALID', async () => {
+    const body = Buffer.from('{}');
+    const tag = await putManifest(server.url, 'n/app', '.bad', body, ociManifestType);
     assert.equal(errorCode(tag), 'TAG_INVALID');
-    const longTag = await request(`${server.url}/v2/n/app/manifests/${'t'.repeat(129)}`);
+    const longTag = await putManifest(server.url, 'n/app', 't'.repeat(129), body, ociManifestType);
     assert.equal(errorCode(longTag), 'TAG_INVALID');
+    const read = await request(`${server.url}/v2/n/app/manifests/.bad`);
+    assert.equal(read.status, 404);
+    assert.equal(errorCode(read), 'MANIFEST_UNKNOWN');
     for (const digest of [
       'sha256:abc',
       'md5:d41d8cd98f00b204e9800998ecf8427e',

@@ -1,3 +1,4 @@
+import { isRegistryError, RegistryError } from '../../errors/registry-error.js';
 import { parseReference, type Reference } from '../../registry/names.js';
 import { locationOf, type RequestContext } from '../context.js';
 import { readLimitedBody } from '../request-body.js';
@@ -6,7 +7,7 @@ import { methodNotAllowed, requireDeleteEnabled, requireWritable } from './guard
 
 /** `/v2/<name>/manifests/<reference>` (OCI spec, "Pulling", "Pushing" and "Deleting manifests"). */
 export async function handleManifest(ctx: RequestContext, name: string, rawReference: string) {
-  const reference = parseReference(rawReference);
+  const reference = referenceFor(ctx, name, rawReference);
   switch (ctx.req.method) {
     case 'GET':
     case 'HEAD':
@@ -56,6 +57,28 @@ async function putManifest(ctx: RequestContext, name: string, reference: Referen
   };
   if (pushed.subject) headers['OCI-Subject'] = pushed.subject;
   ctx.bytesOut = sendEmpty(ctx.res, 201, headers);
+}
+
+/**
+ * A malformed tag is refused on PUT (TAG_INVALID); for reads and deletes no
+ * manifest can have it, so the answer is 404 as for any unknown tag, which
+ * the OCI conformance suite requires.
+ */
+function referenceFor(ctx: RequestContext, name: string, raw: string): Reference {
+  try {
+    return parseReference(raw);
+  } catch (error) {
+    if (ctx.req.method === 'PUT' || !isRegistryError(error) || error.code !== 'TAG_INVALID') {
+      throw error;
+    }
+    throw new RegistryError(
+      'MANIFEST_UNKNOWN',
+      `Manifest "${name}:${raw.slice(0, 200)}" is unknown`,
+      {
+        detail: { tag: raw.slice(0, 200) },
+      },
+    );
+  }
 }
 
 /** Media types from `Accept`, which clients send as several headers or one comma-separated list. */
