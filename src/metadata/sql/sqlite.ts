@@ -1,0 +1,115 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+import Database from 'better-sqlite3';
+import {
+  CompiledQuery,
+  Kysely,
+  SqliteDialect,
+  SqliteDriver,
+  type DatabaseConnection,
+  type Driver,
+  type SqliteDatabase,
+  type SqliteDialectConfig,
+  type SqliteStatement,
+} from 'kysely';
+
+import { retryTransient } from './retry.js';
+import type { MetadataTables } from './schema.js';
+import {
+  connectSqlMetadataStore,
+  type SqlEngine,
+  type SqlMetadataStore,
+} from './sql-metadata-store.js';
+
+/** Prepared statements kept per connection: every distinct SQL text the store runs, and then some. */
+const STATEMENT_CACHE_SIZE = 256;
+
+const sqliteEngine: SqlEngine = { dialect: 'sqlite', isTransient: isBusy };
+
+/**
+ * Opens the SQLite metadata store at `path`, creating the file and its
+ * directory when needed; call `migrate()` before use.
+ *
+ * Several processes of one machine may open the same file. WAL lets readers
+ * go on while one writer writes; `synchronous=NORMAL` is WAL's usual
+ * setting: a power loss may forget the last commits, never corrupt the file.
+ *
+ * `busy_timeout` is 0 on purpose. better-sqlite3 is synchronous, so SQLite's
+ * own busy wait would sleep on the event loop: every request of the process
+ * would stall behind one write, and a second connection in the same process
+ * (tests, tools) could never release the lock it waits for. A write that
+ * finds the database locked fails at once with SQLITE_BUSY instead, and the
+ * store waits asynchronously and tries again for up to five seconds
+ * (retry.ts). Transactions begin with `BEGIN IMMEDIATE`, which takes the
+ * write lock first: a deferred transaction that read and then wanted to
+ * write could find its snapshot stale, which no waiting repairs.
+ */
+export async function openSqliteMetadataStore(path: string): Promise<SqlMetadataStore> {
+  await mkdir(dirname(path), { recursive: true });
+  const database = new Database(path, { timeout: 0 });
+  try {
+    await retryTransient(() => Promise.resolve().then(() => configure(database)), isBusy);
+  } catch (error) {
+    database.close();
+    throw error;
+  }
+  const dialect = new ImmediateSqliteDialect({ database: cacheStatements(database) });
+  const db = new Kysely<MetadataTables>({ dialect });
+  return connectSqlMetadataStore(db, sqliteEngine);
+}
+
+/** Another connection holds the lock this one needs (SQLITE_BUSY and its extended codes). */
+function isBusy(error: unknown): boolean {
+  return error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY');
+}
+
+function configure(database: Database.Database): void {
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = NORMAL');
+  database.pragma('foreign_keys = ON');
+}
+
+/**
+ * Keeps prepared statements for reuse. Kysely's SQLite driver prepares its
+ * SQL on every query, which costs several times what running an indexed
+ * lookup does. The store never streams rows (`iterate`), the one use in
+ * which a statement may not be shared. The oldest statement goes first.
+ */
+function cacheStatements(database: Database.Database): SqliteDatabase {
+  const statements = new Map<string, SqliteStatement>();
+  return {
+    close: () => database.close(),
+    prepare(sql: string): SqliteStatement {
+      let statement = statements.get(sql);
+      if (statement === undefined) {
+        const oldest = statements.keys().next();
+        if (statements.size >= STATEMENT_CACHE_SIZE && !oldest.done)
+          statements.delete(oldest.value);
+        statement = database.prepare(sql);
+        statements.set(sql, statement);
+      }
+      return statement;
+    },
+  };
+}
+
+/** Kysely's SQLite dialect, with transactions that take the write lock when they begin. */
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+}
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}

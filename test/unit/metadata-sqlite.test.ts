@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+import { openSqliteMetadataStore } from '../../src/metadata/sql/sqlite.js';
+import { describeMetadataStore, digestOf } from './metadata-store-suite.js';
+
+describeMetadataStore('SQLite', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-metadata-'));
+  const store = await openSqliteMetadataStore(join(dir, 'metadata.db'));
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+/** Two stores on one file, as two `berth serve` processes of one machine have. */
+async function openTwice() {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-metadata-'));
+  const path = join(dir, 'metadata.db');
+  const stores = [await openSqliteMetadataStore(path), await openSqliteMetadataStore(path)];
+  const cleanup = async () => {
+    await Promise.all(stores.map((store) => store.close()));
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { stores, cleanup };
+}
+
+describe('metadata store on SQLite, shared by two processes', () => {
+  it('metadata: two stores on one file migrate at the same time', async () => {
+    const { stores, cleanup } = await openTwice();
+    try {
+      await Promise.all(stores.map((store) => store.migrate()));
+      await stores[0]?.linkBlob('app', { digest: digestOf('layer'), size: 1 });
+      assert.equal(await stores[1]?.repositoryExists('app'), true);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('metadata: two stores on one file interleave writes without SQLITE_BUSY', async () => {
+    const { stores, cleanup } = await openTwice();
+    try {
+      await stores[0]?.migrate();
+      const labels = Array.from({ length: 100 }, (_, i) => `image-${i}`);
+      await Promise.all(labels.map((label, i) => pushFrom(stores[i % 2], label)));
+
+      for (const store of stores) {
+        const tags = await store?.listTags('app', { limit: 1000 });
+        assert.equal(tags?.length, labels.length + 1);
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+/** Links an image's blob and pushes it, tagged twice: five writes, three in transactions. */
+async function pushFrom(
+  store: Awaited<ReturnType<typeof openSqliteMetadataStore>> | undefined,
+  label: string,
+) {
+  assert.ok(store);
+  await store.linkBlob('app', { digest: digestOf(`${label}/layer`), size: 1 });
+  const manifest = {
+    digest: digestOf(label),
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    size: 100,
+    artifactType: null,
+    subject: null,
+    annotations: null,
+    references: [{ digest: digestOf(`${label}/layer`), kind: 'blob' as const }],
+  };
+  assert.deepEqual(await store.putManifest('app', manifest, label), { ok: true });
+  assert.deepEqual(await store.putManifest('app', manifest, 'latest'), { ok: true });
+  await store.createUpload({ id: label, repository: 'app', startedAt: 1, updatedAt: 1 });
+  await store.touchUpload(label, 2);
+}
