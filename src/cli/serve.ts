@@ -1,11 +1,13 @@
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../config/load.js';
 import { type Config } from '../config/schema.js';
 import type { HttpOptions } from '../http/context.js';
 import { createRegistryServer } from '../http/server.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { openRegistry } from '../registry/registry.js';
+import { openRegistry, type Registry } from '../registry/registry.js';
 import { version } from './version.js';
+import { isWorker, receiveListeningSocket, startWorkers, workerCount } from './workers.js';
 
 /** `berth serve [--config FILE]`: runs the registry until SIGINT or SIGTERM. */
 export async function serve(configFile: string | undefined): Promise<void> {
@@ -13,29 +15,55 @@ export async function serve(configFile: string | undefined): Promise<void> {
   const log = createLogger({ level: config.log.level, fields: config.log.fields });
   const registry = await openRegistry(config);
   const server = createRegistryServer(registry, httpOptionsOf(config), log);
-  const { host, port } = parseAddress(config.http.addr);
+  if (isWorker()) return serveAsWorker(server, registry, log);
 
+  const { host, port } = parseAddress(config.http.addr);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host, port }, resolve);
   });
+  const workers = workerCount(config);
+  const stopWorkers = startWorkers(workers - 1, server, log);
   const address = server.address() as AddressInfo;
   log.info(
     {
       address: `${address.address}:${address.port}`,
       storage: registry.blobStore.description,
       metadata: config.metadata.postgres ? 'postgres' : 'sqlite',
+      workers,
       version,
     },
     'berth is serving',
   );
-
-  const stop = (signal: string) => {
+  onStopSignal((signal) => {
     log.info({ signal }, 'shutting down');
-    server.close(() => void registry.close().finally(() => log.flush(() => process.exit(0))));
-    server.closeIdleConnections();
-    setTimeout(() => process.exit(0), 10_000).unref();
+    stopWorkers();
+    void shutDown(server, registry, log);
+  });
+}
+
+/** A worker serves connections accepted from the first process's listening socket. */
+async function serveAsWorker(server: Server, registry: Registry, log: Logger) {
+  const listening = await receiveListeningSocket();
+  listening.on('connection', (socket) => server.emit('connection', socket));
+  const stop = () => {
+    listening.close();
+    void shutDown(server, registry, log);
   };
+  process.once('disconnect', stop);
+  onStopSignal(stop);
+}
+
+/** Finishes the requests in flight (at most 10 s), then closes the stores. */
+async function shutDown(server: Server, registry: Registry, log: Logger) {
+  setTimeout(() => process.exit(0), 10_000).unref();
+  server.closeIdleConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await registry.close();
+  log.flush(() => process.exit(0));
+}
+
+function onStopSignal(stop: (signal: string) => void) {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }
@@ -47,6 +75,7 @@ export function httpOptionsOf(config: Config): HttpOptions {
     manifestMaxBytes: config.limits.manifestbytes,
     baseUrl: config.http.host?.replace(/\/$/, ''),
     headers: config.http.headers,
+    accessLog: !config.log.accesslog.disabled,
   };
 }
 
@@ -57,5 +86,3 @@ export function parseAddress(addr: string): { host: string | undefined; port: nu
   const port = Number(addr.slice(separator + 1));
   return { host: host === '' ? undefined : host, port };
 }
-
-export type { Logger };

@@ -19,7 +19,30 @@ export async function loadConfig(
 ): Promise<Config> {
   const fromFile = file ? await readConfigFile(file) : {};
   const merged = applyEnvironment(fromFile, env);
-  return validateConfig(merged, describeSource(file, env));
+  return validateConfig(keepStringsFromEnvironment(merged, env), describeSource(file, env));
+}
+
+/**
+ * Environment values are read as YAML scalars so that `true` and `5000` have
+ * their types; where the schema wants a string (a secret made of digits, say)
+ * the variable's text is used as it was written.
+ */
+function keepStringsFromEnvironment(
+  merged: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Record<string, unknown> {
+  const result = configSchema.safeParse(merged);
+  if (result.success) return merged;
+  let fixed = merged;
+  for (const issue of result.error.issues) {
+    if (issue.code !== 'invalid_type' || issue.expected !== 'string') continue;
+    const name = `REGISTRY_${issue.path.map(String).join('_').toUpperCase()}`;
+    const text = env[name];
+    if (text === undefined || !isOverride(name, text)) continue;
+    if (fixed === merged) fixed = structuredClone(merged);
+    setPath(fixed, issue.path.map(String), text, name);
+  }
+  return fixed;
 }
 
 /** Names the file and the variables a bad value may have come from. */

@@ -98,6 +98,14 @@ const limitsSchema = z.strictObject({
     .default(4 * 1024 * 1024),
 });
 
+const serverSchema = z.strictObject({
+  /**
+   * Processes that serve requests, all accepting on the one listening
+   * socket: `auto` is one per core, at most 8.
+   */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
+});
+
 export const configSchema = z.strictObject({
   version: z.union([z.string(), z.number()]).optional(),
   log: logSchema.prefault({}),
@@ -106,6 +114,7 @@ export const configSchema = z.strictObject({
   health: healthSchema.optional(),
   metadata: metadataSchema.prefault({}),
   limits: limitsSchema.prefault({}),
+  server: serverSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

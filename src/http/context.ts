@@ -12,6 +12,8 @@ export interface HttpOptions {
   baseUrl: string | undefined;
   /** Extra headers on every response. */
   headers: Record<string, string[]>;
+  /** One log line per request; Distribution's `log.accesslog.disabled` turns it off. */
+  accessLog: boolean;
 }
 
 /** One request on its way through the HTTP layer. */

@@ -42,7 +42,7 @@ async function handleRequest(
   const controller = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) controller.abort();
-    logRequest(log, ctx, started);
+    if (options.accessLog || res.statusCode >= 500) logRequest(log, ctx, started);
   });
   setCommonHeaders(res, options);
 

@@ -152,7 +152,15 @@ export class UploadService {
     return newSize;
   }
 
-  /** The running sha256 of the staged bytes, rebuilt from storage when this process lacks it. */
+  /**
+   * The running sha256 of the staged bytes, rebuilt from storage when this
+   * process lacks it.
+   *
+   * Limitation: when two serving processes receive chunks of the same upload
+   * session, the second rebuilds the hash by reading everything staged so
+   * far. Clients send one session's chunks over one connection, which stays
+   * with one process, so this costs little in practice.
+   */
   async #hashState(id: string, size: number): Promise<HashState> {
     const known = this.#hashes.get(id);
     if (known && known.size === size) return known;

@@ -139,6 +139,11 @@ test('config: variables without the REGISTRY_ prefix are ignored', async () => {
   assert.equal(config.http.addr, '0.0.0.0:5000');
 });
 
+test('config: a REGISTRY_ value made of digits stays a string where a string is expected', async () => {
+  const config = await loadConfig(undefined, { REGISTRY_HTTP_SECRET: '12345' });
+  assert.equal(config.http.secret, '12345');
+});
+
 test('config: an unknown key in the file is refused, naming it', async () => {
   const file = distributionFile.replace('rootdirectory:', 'rootdir:');
 

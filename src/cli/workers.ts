@@ -1,0 +1,61 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import type { Server } from 'node:net';
+import { availableParallelism } from 'node:os';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+
+/**
+ * Several serving processes on one port. The first process listens and hands
+ * the listening socket to the workers it forks; every process then accepts
+ * connections from that socket, so both cores serve without a proxy process
+ * in between. All state lives in the two stores, which are safe to share
+ * between processes (DESIGN.md, "Shape").
+ */
+
+const workerVariable = 'BERTH_WORKER';
+const listenMessage = 'berth:listen';
+
+export function isWorker(): boolean {
+  return process.env[workerVariable] === '1';
+}
+
+export function workerCount(config: Config): number {
+  const wanted = config.server.workers;
+  return wanted === 'auto' ? Math.min(availableParallelism(), 8) : wanted;
+}
+
+/** In a worker: resolves with the listening socket the first process sends. */
+export function receiveListeningSocket(): Promise<Server> {
+  return new Promise((resolve) => {
+    process.on('message', (message: unknown, handle: unknown) => {
+      if (message === listenMessage) resolve(handle as Server);
+    });
+  });
+}
+
+/** In the first process: forks `count` workers and keeps them running until `stop`. */
+export function startWorkers(count: number, listening: Server, log: Logger): () => void {
+  const workers = new Set<ChildProcess>();
+  let stopping = false;
+
+  const spawn = () => {
+    const child = fork(process.argv[1] as string, process.argv.slice(2), {
+      env: { ...process.env, [workerVariable]: '1' },
+      stdio: 'inherit',
+    });
+    workers.add(child);
+    child.once('spawn', () => child.send(listenMessage, listening));
+    child.once('exit', (code, signal) => {
+      workers.delete(child);
+      if (stopping) return;
+      log.error({ pid: child.pid, code, signal }, 'worker exited; starting another');
+      setTimeout(spawn, 1000).unref();
+    });
+  };
+
+  for (let i = 0; i < count; i++) spawn();
+  return () => {
+    stopping = true;
+    for (const child of workers) child.kill('SIGTERM');
+  };
+}
