@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startDockerDaemon, type DockerDaemon } from '../support/docker-daemon.js';
 import {
@@ -12,7 +9,9 @@ import {
   inspectDockerImage,
 } from '../support/images.js';
 import {
+  createWorkDirectory,
   registryCommands,
+  removeWorkDirectory,
   skipUnlessInstalled,
   withRegistry,
   type RegistryProcess,
@@ -33,14 +32,14 @@ let cannotRun: string | undefined;
 
 before(async () => {
   if (skip !== false) return;
-  workDir = await mkdtemp(join(tmpdir(), 'berth-e2e-docker-images-'));
+  workDir = await createWorkDirectory('docker-images');
   daemon = await startDockerDaemon();
   cannotRun = await probeContainerRun();
 });
 
 after(async () => {
   await daemon?.stop();
-  if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
+  if (workDir !== undefined) await removeWorkDirectory(workDir);
 });
 
 /** Runs a container from a locally imported image: a failure here is the machine's. */

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { acceptAnyManifest, mediaTypes, writeBusyboxTar } from '../support/images.js';
 import {
+  createWorkDirectory,
   registryCommands,
   removeWorkDirectory,
   run,
@@ -41,7 +41,7 @@ let cannotRun: string | undefined;
 
 before(async () => {
   if (skip !== false) return;
-  workDir = await mkdtemp(join(tmpdir(), 'berth-e2e-podman-'));
+  workDir = await createWorkDirectory('podman');
   await mkdir(join(workDir, 'tmp'));
   globalFlags = [
     ...['--root', join(workDir, 'root'), '--runroot', join(workDir, 'run')],

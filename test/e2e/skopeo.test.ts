@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
@@ -12,7 +11,9 @@ import {
   type OciLayout,
 } from '../support/images.js';
 import {
+  createWorkDirectory,
   registryCommands,
+  removeWorkDirectory,
   run,
   runCommand,
   skipUnlessInstalled,
@@ -39,14 +40,14 @@ let env: NodeJS.ProcessEnv;
 
 before(async () => {
   if (skip !== false) return;
-  workDir = await mkdtemp(join(tmpdir(), 'berth-e2e-skopeo-'));
+  workDir = await createWorkDirectory('skopeo');
   const authFile = join(workDir, 'auth.json');
   await writeFile(authFile, '{"auths":{}}\n');
   env = { ...process.env, REGISTRY_AUTH_FILE: authFile, TMPDIR: workDir };
 });
 
 after(async () => {
-  if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
+  if (workDir !== undefined) await removeWorkDirectory(workDir);
 });
 
 /** The policy allows everything: these images are unsigned test content. */

@@ -1,9 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  createWorkDirectory,
   hasExited,
   removeWorkDirectory,
   run,
@@ -107,7 +107,7 @@ function pingSocket(socketPath: string): Promise<boolean> {
  * directory; should the test process die first, dockerd is killed with it.
  */
 export async function startDockerDaemon(): Promise<DockerDaemon> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-e2e-docker-'));
+  const dir = await createWorkDirectory('docker');
   const configFile = join(dir, 'daemon.json');
   await writeFile(configFile, '{}\n');
   await mkdir(join(dir, 'client'));

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,12 +23,28 @@ const berthMain = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url
 const readyTimeoutMs = 30_000;
 const stopTimeoutMs = 10_000;
 
-/** Every long-lived process still running, killed outright should the test process exit. */
+/** Every long-lived process still running, killed outright should the test process end. */
 const liveProcesses = new Set<ChildProcess>();
+/** Every work directory not yet removed, cleaned up too should the test process end. */
+const liveWorkDirectories = new Set<string>();
 
-process.on('exit', () => {
+/** The last resort, synchronous: `after` hooks normally leave nothing for it. */
+function cleanUpEverythingNow(): void {
   for (const child of liveProcesses) child.kill('SIGKILL');
-});
+  for (const dir of liveWorkDirectories) {
+    killProcessesMentioning(dir);
+    unmountBelow(dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+process.once('exit', cleanUpEverythingNow);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    cleanUpEverythingNow();
+    process.kill(process.pid, signal);
+  });
+}
 
 export function selectedRegistryKind(): RegistryKind {
   const value = process.env.BERTH_E2E_REGISTRY ?? 'berth';
@@ -156,23 +172,30 @@ export function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-async function killProcessesMentioning(text: string): Promise<void> {
-  const survivors: number[] = [];
+/** SIGKILLs every process whose command line contains `text`, and returns their IDs. */
+function killProcessesMentioning(text: string): number[] {
+  const killed: number[] = [];
 
-  for (const entry of await readdir('/proc')) {
+  for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
-    const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!commandLine.includes(text)) continue;
+    if (!readCommandLine(pid).includes(text)) continue;
     try {
       process.kill(pid, 'SIGKILL');
-      survivors.push(pid);
+      killed.push(pid);
     } catch {
       // It ended on its own in the meantime.
     }
   }
+  return killed;
+}
 
-  for (let i = 0; i < 50 && survivors.some(isAlive); i++) await sleep(100);
+function readCommandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 function isAlive(pid: number): boolean {
@@ -185,9 +208,8 @@ function isAlive(pid: number): boolean {
 }
 
 /** Unmounts every mount point at or below `dir`, deepest first (dockerd leaves its netns). */
-async function unmountBelow(dir: string): Promise<void> {
-  const mountInfo = await readFile('/proc/self/mountinfo', 'utf8');
-  const mountPoints = mountInfo
+function unmountBelow(dir: string): void {
+  const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .map((line) => line.split(' ')[4])
     .filter((point): point is string => point !== undefined)
@@ -195,9 +217,14 @@ async function unmountBelow(dir: string): Promise<void> {
     .filter((point) => point === dir || point.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
 
-  for (const point of mountPoints) {
-    await runCommand('umount', ['-l', point]);
-  }
+  for (const point of mountPoints) spawnSync('umount', ['-l', point], { stdio: 'ignore' });
+}
+
+/** A fresh temp directory, cleaned up even if the test process ends before its `after` hook. */
+export async function createWorkDirectory(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `berth-e2e-${prefix}-`));
+  liveWorkDirectories.add(dir);
+  return dir;
 }
 
 /**
@@ -206,9 +233,11 @@ async function unmountBelow(dir: string): Promise<void> {
  * unmounts whatever was mounted below it, then deletes it.
  */
 export async function removeWorkDirectory(dir: string): Promise<void> {
-  await killProcessesMentioning(dir);
-  await unmountBelow(dir);
+  const killed = killProcessesMentioning(dir);
+  for (let i = 0; i < 50 && killed.some(isAlive); i++) await sleep(100);
+  unmountBelow(dir);
   await rm(dir, { recursive: true, force: true });
+  liveWorkDirectories.delete(dir);
 }
 
 /** A free TCP port on the loopback interface, found by binding port 0. */
@@ -292,7 +321,7 @@ export class RegistryProcess {
 
   async stop(): Promise<void> {
     await stopProcess(this.#child);
-    await rm(this.#workDir, { recursive: true, force: true });
+    await removeWorkDirectory(this.#workDir);
   }
 
   async waitUntilReady(): Promise<void> {
@@ -359,7 +388,7 @@ async function spawnDistribution(workDir: string, port: number, log: string[]) {
 }
 
 async function startOnce(kind: RegistryKind): Promise<RegistryProcess> {
-  const workDir = await mkdtemp(join(tmpdir(), `berth-e2e-${kind}-`));
+  const workDir = await createWorkDirectory(kind);
   const port = await findFreePort();
   const log: string[] = [];
   const child =
