@@ -41,7 +41,11 @@ export interface NewManifest extends Omit<ManifestRecord, 'createdAt'> {
 }
 
 export interface Page {
-  /** Return entries strictly after this one, in lexical order. */
+  /**
+   * Return entries strictly after this one. Names sort byte-wise (by their
+   * UTF-8 bytes, SQL's "C" collation), the same on every implementation,
+   * so that `last` from one instance pages correctly on another.
+   */
   last?: string;
   /** At most this many entries. */
   limit: number;
@@ -77,14 +81,20 @@ export interface MetadataStore {
   getLinkedBlob(repository: string, digest: string): Promise<BlobRecord | undefined>;
   /** The blob when any repository links it: for mounts without `from`. */
   findBlob(digest: string): Promise<BlobRecord | undefined>;
-  /** Removes a blob's link from one repository; false when there was none. */
+  /**
+   * Removes a blob's link from one repository; false when there was none.
+   * It does not check whether a manifest still references the blob: that is
+   * the caller's policy (DESIGN.md, invariant 4).
+   */
   unlinkBlob(repository: string, digest: string): Promise<boolean>;
 
   /**
    * Stores a manifest, its references and optionally a tag, in one
    * transaction, only when every reference is present in the repository
-   * (blobs linked, child manifests stored). Pushing the same digest again
-   * is idempotent and may move the tag.
+   * (blobs linked, child manifests stored); otherwise writes nothing and
+   * lists each missing reference once. Creates the repository when needed.
+   * Pushing the same digest again is idempotent (its `createdAt` stays)
+   * and may move the tag.
    */
   putManifest(repository: string, manifest: NewManifest, tag?: string): Promise<PutManifestResult>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
@@ -94,16 +104,29 @@ export interface MetadataStore {
   deleteManifest(repository: string, digest: string): Promise<boolean>;
   /** Deletes one tag, leaving the manifest; false when absent. */
   deleteTag(repository: string, tag: string): Promise<boolean>;
-  /** Tags of a repository, sorted, paginated; undefined when the repository is unknown. */
+  /**
+   * Tags of a repository, sorted, paginated; undefined when the repository
+   * is unknown (holds no manifest and no blob link).
+   */
   listTags(repository: string, page: Page): Promise<string[] | undefined>;
-  /** Manifests of this repository whose subject is the digest, optionally one artifact type. */
-  listReferrers(repository: string, subject: string, artifactType?: string): Promise<ManifestRecord[]>;
+  /**
+   * Manifests of this repository whose subject is the digest, optionally of
+   * one artifact type only, ordered by digest.
+   */
+  listReferrers(
+    repository: string,
+    subject: string,
+    artifactType?: string,
+  ): Promise<ManifestRecord[]>;
 
   createUpload(session: UploadSession): Promise<void>;
   getUpload(id: string): Promise<UploadSession | undefined>;
-  /** Records activity on an upload session (for purging abandoned ones). */
+  /**
+   * Records activity on an upload session (for purging abandoned ones). The
+   * time never moves back; an unknown session is ignored.
+   */
   touchUpload(id: string, at: number): Promise<void>;
   deleteUpload(id: string): Promise<void>;
-  /** Sessions with no activity since the given time. */
+  /** Sessions with no activity since the given time, oldest activity first. */
   listUploadsIdleSince(before: number): Promise<UploadSession[]>;
 }
