@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../errors/registry-error.js';
 import type { BlobRecord, MetadataStore } from '../metadata/metadata-store.js';
-import type { BlobStore, ByteRange } from '../storage/blob-store.js';
+import type { BlobFile, BlobStore, ByteRange } from '../storage/blob-store.js';
 
 /**
  * Reading and unlinking blobs in a repository. A blob is served only from a
@@ -27,8 +27,17 @@ export class BlobService {
     try {
       return await this.#blobs.read(digest, range);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      throw new RegistryError('BLOB_UNKNOWN', `Blob "${digest}" is missing from storage`);
+      throw missingFromStorage(error, digest);
+    }
+  }
+
+  /** The blob for positional reads, or undefined when the driver streams only. */
+  async open(digest: string): Promise<BlobFile | undefined> {
+    if (!this.#blobs.open) return undefined;
+    try {
+      return await this.#blobs.open(digest);
+    } catch (error) {
+      throw missingFromStorage(error, digest);
     }
   }
 
@@ -37,6 +46,11 @@ export class BlobService {
     if (!(await this.#metadata.unlinkBlob(repository, digest)))
       throw unknownBlob(repository, digest);
   }
+}
+
+function missingFromStorage(error: unknown, digest: string): unknown {
+  if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return error;
+  return new RegistryError('BLOB_UNKNOWN', `Blob "${digest}" is missing from storage`);
 }
 
 function unknownBlob(repository: string, digest: string): RegistryError {

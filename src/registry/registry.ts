@@ -1,8 +1,6 @@
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
-import { openPostgresMetadataStore } from '../metadata/sql/postgres.js';
-import { openSqliteMetadataStore } from '../metadata/sql/sqlite.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { FilesystemBlobStore } from '../storage/filesystem-blob-store.js';
 import { BlobService } from './blobs.js';
@@ -39,10 +37,14 @@ export async function openRegistry(config: Config): Promise<Registry> {
   return new Registry(blobStore, metadata);
 }
 
+/** Each engine's driver is loaded only when configured: every process pays for what it uses. */
 async function openMetadataStore(config: Config, root: string): Promise<MetadataStore> {
-  const store = config.metadata.postgres
-    ? await openPostgresMetadataStore(config.metadata.postgres.url)
-    : await openSqliteMetadataStore(config.metadata.sqlite?.path ?? join(root, 'berth.db'));
+  const postgres = config.metadata.postgres;
+  const store = postgres
+    ? await (await import('../metadata/sql/postgres.js')).openPostgresMetadataStore(postgres.url)
+    : await (
+        await import('../metadata/sql/sqlite.js')
+      ).openSqliteMetadataStore(config.metadata.sqlite?.path ?? join(root, 'berth.db'));
   await store.migrate();
   return store;
 }

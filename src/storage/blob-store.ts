@@ -18,6 +18,14 @@ export interface ByteRange {
   end: number;
 }
 
+/** A committed blob opened for positional reads. */
+export interface BlobFile {
+  readonly size: number;
+  /** Reads up to `length` bytes at `position` into `buffer`; resolves with the count read. */
+  read(buffer: Buffer, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
 export interface BlobStore {
   /** A short description for the start-up log, e.g. `filesystem /var/lib/berth`. */
   readonly description: string;
@@ -26,6 +34,12 @@ export interface BlobStore {
   stat(digest: string): Promise<number | undefined>;
   /** Streams a committed blob, or part of it. Rejects with code ENOENT when absent. */
   read(digest: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Opens a committed blob for positional reads, when the driver can. The
+   * pull path then reads into two buffers it reuses, instead of allocating
+   * a buffer per chunk as a stream does. Rejects with code ENOENT when absent.
+   */
+  open?(digest: string): Promise<BlobFile>;
   /** Reads a small committed blob (a manifest) whole. */
   readAll(digest: string): Promise<Buffer>;
   /** Stores small bytes (a manifest) whose digest the caller has computed. */

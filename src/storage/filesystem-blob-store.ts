@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseDigest } from '../registry/digest.js';
-import type { BlobStore, ByteRange } from './blob-store.js';
+import type { BlobFile, BlobStore, ByteRange } from './blob-store.js';
 
 /**
  * The embedded default blob store: one file per blob under the root
@@ -43,6 +43,17 @@ export class FilesystemBlobStore implements BlobStore {
     const handle = await open(this.#blobPath(digest), 'r');
     const options = range ? { start: range.start, end: range.end } : {};
     return handle.createReadStream({ ...options, highWaterMark: 1 << 20 });
+  }
+
+  async open(digest: string): Promise<BlobFile> {
+    const handle = await open(this.#blobPath(digest), 'r');
+    const { size } = await handle.stat();
+    return {
+      size,
+      read: async (buffer, length, position) =>
+        (await handle.read(buffer, 0, length, position)).bytesRead,
+      close: () => handle.close(),
+    };
   }
 
   async readAll(digest: string): Promise<Buffer> {

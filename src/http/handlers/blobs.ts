@@ -1,8 +1,8 @@
-import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../errors/registry-error.js';
 import { requireDigest } from '../../registry/digest.js';
 import type { ByteRange } from '../../storage/blob-store.js';
 import type { RequestContext } from '../context.js';
+import { sendBlob } from '../send-blob.js';
 import { sendEmpty, type Headers } from '../respond.js';
 import { methodNotAllowed, requireDeleteEnabled, requireWritable } from './guards.js';
 
@@ -46,10 +46,12 @@ async function getBlob(ctx: RequestContext, name: string, digest: string) {
     ctx.res.end();
     return;
   }
-  const source = await ctx.registry.blobs.read(digest, range);
-  ctx.res.writeHead(range ? 206 : 200, { ...headers, 'Content-Length': length });
   ctx.bytesOut = length;
-  await pipeline(source, ctx.res, { signal: ctx.signal });
+  const whole = { start: 0, end: size - 1 };
+  await sendBlob(ctx, digest, range ?? whole, range ? 206 : 200, {
+    ...headers,
+    'Content-Length': length,
+  });
 }
 
 /**
