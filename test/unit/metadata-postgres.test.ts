@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { access, constants, mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,10 @@ import { describeMetadataStore, digestOf } from './metadata-store-suite.js';
 
 const run = promisify(execFile);
 
-/** shared/ lies beside the repository; this file runs from dist/test/unit/. */
+/**
+ * shared/ lies beside the repository; this file runs from dist/test/unit/.
+ * Run through bash: a read-only copy of shared/ may have lost its modes.
+ */
 const SERVICES_SH = fileURLToPath(new URL('../../../../shared/services.sh', import.meta.url));
 
 interface Server {
@@ -40,7 +43,7 @@ before(async () => {
     server = { dir, url: await createTestDatabase(await startPostgres(dir)) };
   } catch (error) {
     await stopPostgres(dir);
-    const reason = `PostgreSQL did not start: ${(error as Error).message.split('\n')[0]}`;
+    const reason = `PostgreSQL did not start: ${describeFailure(error)}`;
     if (process.env.CI) throw new Error(`${reason} (CI needs it)`, { cause: error });
     skipReason = reason;
   }
@@ -50,13 +53,25 @@ after(async () => {
   if (server) await stopPostgres(server.dir);
 });
 
-/** Starts a server and returns the URL of its maintenance database. */
+/**
+ * Starts a server and returns the URL of its maintenance database. Tries a
+ * few ports: another process may take the free one before the server does.
+ */
 async function startPostgres(dir: string): Promise<URL> {
-  await access(SERVICES_SH, constants.X_OK);
-  const port = await findFreePort();
-  const { stdout } = await run(SERVICES_SH, ['start', 'postgres', dir, String(port)], {
-    timeout: 10 * 60_000,
-  });
+  await access(SERVICES_SH);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPostgresOn(dir, await findFreePort());
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
+async function startPostgresOn(dir: string, port: number): Promise<URL> {
+  const args = [SERVICES_SH, 'start', 'postgres', dir, String(port)];
+  // The first start on a fresh machine installs PostgreSQL with apt-get.
+  const { stdout } = await run('bash', args, { timeout: 10 * 60_000 });
   const line = stdout.split('\n').find((entry) => entry.startsWith('POSTGRES_URL='));
   assert.ok(line, `services.sh printed no POSTGRES_URL: ${stdout}`);
   const url = new URL(line.slice('POSTGRES_URL='.length));
@@ -64,8 +79,15 @@ async function startPostgres(dir: string): Promise<URL> {
   return url;
 }
 
+/** The last line services.sh wrote to stderr says what went wrong. */
+function describeFailure(error: unknown): string {
+  const stderr = (error as { stderr?: unknown }).stderr;
+  const lines = typeof stderr === 'string' ? stderr.trim().split('\n') : [];
+  return lines.at(-1) ?? (error as Error).message;
+}
+
 async function stopPostgres(dir: string) {
-  await run(SERVICES_SH, ['stop', dir]).catch(() => undefined);
+  await run('bash', [SERVICES_SH, 'stop', dir]).catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
 }
 
