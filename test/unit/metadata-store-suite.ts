@@ -22,7 +22,7 @@ export interface OpenedStore {
 }
 
 export interface SuiteOptions {
-  /** Asked at the start of each test: a reason to skip it, e.g. a server that did not start. */
+  /** Asked as each test starts: why to skip it, e.g. a server that did not start. */
   skipReason?: () => string | undefined;
 }
 
@@ -573,7 +573,7 @@ function describeConcurrency(storeTest: StoreTest) {
   });
 }
 
-/** The order both engines must sort names in: by UTF-16 code unit, which is byte order for ASCII. */
+/** The order both engines must sort names in: for ASCII, byte order. */
 function byteOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
