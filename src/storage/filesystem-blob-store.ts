@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseDigest } from '../registry/digest.js';
 import type { BlobFile, BlobStore, ByteRange } from './blob-store.js';
+import { FileSink } from './file-sink.js';
 
 /**
  * The embedded default blob store: one file per blob under the root
@@ -113,12 +114,16 @@ export class FilesystemBlobStore implements BlobStore {
     if (size !== offset) {
       throw new Error(`Upload "${id}" holds ${String(size)} bytes, not the expected ${offset}`);
     }
-    const sink = createWriteStream(path, { flags: 'r+', start: offset, highWaterMark: 1 << 20 });
+    const handle = await open(path, 'r+');
+    const sink = new FileSink(handle, offset);
     try {
       await pipeline(source, sink, signal ? { signal } : {});
     } catch (error) {
+      await sink.settled();
       await truncate(path, offset).catch(() => undefined);
       throw error;
+    } finally {
+      await handle.close();
     }
     return sink.bytesWritten + offset;
   }
