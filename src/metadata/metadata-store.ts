@@ -60,6 +60,23 @@ export interface UploadSession {
   updatedAt: number;
 }
 
+/**
+ * A robot account (src/auth/robots.ts): a machine's token, limited to
+ * scopes and an expiry. Only a hash of its secret is stored.
+ */
+export interface RobotRecord {
+  /** 32 hex digits, public: the token names it. */
+  id: string;
+  name: string;
+  /** Hex SHA-256 of the token's secret. */
+  secretHash: string;
+  /** Scopes such as `repository:ci/*:pull,push` or `registry:catalog:*`. */
+  scopes: string[];
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  expiresAt: number;
+}
+
 export type PutManifestResult =
   | { ok: true }
   /** References that are not linked in the repository; nothing was written. */
@@ -81,6 +98,12 @@ export interface MetadataStore {
   getLinkedBlob(repository: string, digest: string): Promise<BlobRecord | undefined>;
   /** The blob when any repository links it: for mounts without `from`. */
   findBlob(digest: string): Promise<BlobRecord | undefined>;
+  /**
+   * Repositories that link the blob, sorted, paginated: a mount without
+   * `from` under access control takes the blob only from a repository the
+   * caller may pull.
+   */
+  listRepositoriesLinkingBlob(digest: string, page: Page): Promise<string[]>;
   /**
    * Removes a blob's link from one repository; false when there was none.
    * It does not check whether a manifest still references the blob: that is
@@ -129,4 +152,13 @@ export interface MetadataStore {
   deleteUpload(id: string): Promise<void>;
   /** Sessions with no activity since the given time, oldest activity first. */
   listUploadsIdleSince(before: number): Promise<UploadSession[]>;
+
+  /** Stores a new robot account; false when one of that name exists. */
+  createRobot(robot: RobotRecord): Promise<boolean>;
+  getRobot(id: string): Promise<RobotRecord | undefined>;
+  getRobotByName(name: string): Promise<RobotRecord | undefined>;
+  /** Every robot account, by name. */
+  listRobots(): Promise<RobotRecord[]>;
+  /** Deletes the robot account of that name; false when there was none. */
+  deleteRobot(name: string): Promise<boolean>;
 }

@@ -112,6 +112,7 @@ export function describeMetadataStore(
     describeReferrers(storeTest);
     describeUploads(storeTest);
     describeConcurrency(storeTest);
+    describeRobots(storeTest);
   });
 }
 
@@ -164,6 +165,29 @@ function describeBlobs(storeTest: StoreTest) {
     assert.equal(await store.findBlob(digestOf('layer')), undefined);
     assert.equal(await store.findBlob(digestOf('unknown')), undefined);
   });
+
+  storeTest(
+    'metadata: listRepositoriesLinkingBlob pages the linking repositories by name',
+    async (store) => {
+      for (const name of ['c', 'a/x', 'b']) {
+        await store.linkBlob(name, { digest: digestOf('layer'), size: 42 });
+      }
+      await store.linkBlob('d', { digest: digestOf('other'), size: 1 });
+      const linking = (last?: string) =>
+        store.listRepositoriesLinkingBlob(digestOf('layer'), {
+          limit: 2,
+          ...(last ? { last } : {}),
+        });
+      assert.deepEqual(await linking(), ['a/x', 'b']);
+      assert.deepEqual(await linking('b'), ['c']);
+      assert.deepEqual(
+        await store.listRepositoriesLinkingBlob(digestOf('unknown'), { limit: 5 }),
+        [],
+      );
+      await store.unlinkBlob('b', digestOf('layer'));
+      assert.deepEqual(await linking(), ['a/x', 'c']);
+    },
+  );
 
   storeTest('metadata: unlinkBlob is true once, then false', async (store) => {
     await store.linkBlob('app', { digest: digestOf('layer'), size: 42 });
@@ -576,4 +600,40 @@ function describeConcurrency(storeTest: StoreTest) {
 /** The order both engines must sort names in: for ASCII, byte order. */
 function byteOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function describeRobots(storeTest: StoreTest) {
+  const robot = (name: string, id: string) => ({
+    id,
+    name,
+    secretHash: 'ab'.repeat(32),
+    scopes: ['repository:ci/*:pull,push', 'registry:catalog:*'],
+    createdAt: 1_700_000_000_000,
+    expiresAt: 1_700_000_000_000 + 30 * 86_400_000,
+  });
+
+  storeTest('metadata: a robot is found by id and by name, as stored', async (store) => {
+    const ci = robot('ci', '0'.repeat(32));
+    assert.equal(await store.createRobot(ci), true);
+    assert.deepEqual(await store.getRobot(ci.id), ci);
+    assert.deepEqual(await store.getRobotByName('ci'), ci);
+    assert.equal(await store.getRobot('f'.repeat(32)), undefined);
+    assert.equal(await store.getRobotByName('nobody'), undefined);
+  });
+
+  storeTest('metadata: a robot name is taken once; robots list by name', async (store) => {
+    assert.equal(await store.createRobot(robot('zeta', '1'.repeat(32))), true);
+    assert.equal(await store.createRobot(robot('alpha', '2'.repeat(32))), true);
+    assert.equal(await store.createRobot(robot('zeta', '3'.repeat(32))), false);
+    const names = (await store.listRobots()).map((each) => each.name);
+    assert.deepEqual(names, ['alpha', 'zeta']);
+  });
+
+  storeTest('metadata: deleteRobot is true once, then false', async (store) => {
+    await store.createRobot(robot('ci', '4'.repeat(32)));
+    assert.equal(await store.deleteRobot('ci'), true);
+    assert.equal(await store.deleteRobot('ci'), false);
+    assert.equal(await store.getRobot('4'.repeat(32)), undefined);
+    assert.deepEqual(await store.listRobots(), []);
+  });
 }

@@ -69,6 +69,17 @@ export interface UploadsTable {
   updated_at: number;
 }
 
+/** Robot accounts' tokens: only a hash of each secret (src/auth/robots.ts). */
+export interface RobotsTable {
+  id: string;
+  name: string;
+  secret_hash: string;
+  /** A JSON array of scope strings. */
+  scopes: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface SchemaVersionTable {
   version: number;
 }
@@ -81,6 +92,7 @@ export interface MetadataTables {
   manifest_references: ManifestReferencesTable;
   tags: TagsTable;
   uploads: UploadsTable;
+  robots: RobotsTable;
   berth_schema_version: SchemaVersionTable;
 }
 
@@ -89,7 +101,7 @@ type Dialect = SqlDialectName;
 type Migration = (trx: Trx, dialect: Dialect) => Promise<void>;
 
 /** In order; the schema's version is how many have run. Append only. */
-const migrations: readonly Migration[] = [createInitialSchema];
+const migrations: readonly Migration[] = [createInitialSchema, createRobotsTable];
 
 /** Chosen once: the PostgreSQL advisory lock that serializes migrations. */
 const MIGRATION_LOCK_ID = 0x6265727468;
@@ -288,4 +300,17 @@ async function createUploadTable(db: Trx) {
     .execute();
   // Purging abandoned sessions reads the oldest activity first.
   await db.schema.createIndex('uploads_updated_at').on('uploads').column('updated_at').execute();
+}
+
+/** Version 2: robot accounts, for access control. */
+async function createRobotsTable(db: Trx, dialect: Dialect) {
+  await db.schema
+    .createTable('robots')
+    .addColumn('id', 'text', (col) => col.primaryKey())
+    .addColumn('name', columnTypes(dialect).sortedText, (col) => col.notNull().unique())
+    .addColumn('secret_hash', 'text', (col) => col.notNull())
+    .addColumn('scopes', 'text', (col) => col.notNull())
+    .addColumn('created_at', 'bigint', (col) => col.notNull())
+    .addColumn('expires_at', 'bigint', (col) => col.notNull())
+    .execute();
 }

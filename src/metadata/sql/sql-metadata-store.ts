@@ -7,6 +7,7 @@ import type {
   NewManifest,
   Page,
   PutManifestResult,
+  RobotRecord,
   UploadSession,
 } from '../metadata-store.js';
 import {
@@ -23,6 +24,7 @@ import {
   type Db,
 } from './repository-rows.js';
 import { retryTransient } from './retry.js';
+import { deleteRobotNamed, insertRobot, selectRobot, selectRobots } from './robot-rows.js';
 import { migrate, type SqlDialectName, type UploadsTable } from './schema.js';
 
 /** What the store needs to know of the engine under Kysely. */
@@ -143,6 +145,22 @@ export class SqlMetadataStore implements MetadataStore {
         )
         .executeTakeFirst(),
     );
+  }
+
+  async listRepositoriesLinkingBlob(digest: string, page: Page): Promise<string[]> {
+    if (page.limit <= 0) return [];
+    const rows = await this.#retry(() =>
+      this.#db
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .select('r.name')
+        .where('rb.digest', '=', digest)
+        .$if(page.last !== undefined, (qb) => qb.where('r.name', '>', page.last ?? ''))
+        .orderBy('r.name')
+        .limit(page.limit)
+        .execute(),
+    );
+    return rows.map((row) => row.name);
   }
 
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
@@ -281,6 +299,26 @@ export class SqlMetadataStore implements MetadataStore {
         .execute(),
     );
     return rows.map(toUploadSession);
+  }
+
+  async createRobot(robot: RobotRecord): Promise<boolean> {
+    return this.#retry(() => insertRobot(this.#db, robot));
+  }
+
+  async getRobot(id: string): Promise<RobotRecord | undefined> {
+    return this.#retry(() => selectRobot(this.#db, 'id', id));
+  }
+
+  async getRobotByName(name: string): Promise<RobotRecord | undefined> {
+    return this.#retry(() => selectRobot(this.#db, 'name', name));
+  }
+
+  async listRobots(): Promise<RobotRecord[]> {
+    return this.#retry(() => selectRobots(this.#db));
+  }
+
+  async deleteRobot(name: string): Promise<boolean> {
+    return this.#retry(() => deleteRobotNamed(this.#db, name));
   }
 
   #retry<T>(work: () => Promise<T>): Promise<T> {
