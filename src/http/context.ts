@@ -16,22 +16,64 @@ export interface HttpOptions {
   accessLog: boolean;
 }
 
-/** One request on its way through the HTTP layer. */
-export interface RequestContext {
-  req: IncomingMessage;
-  res: ServerResponse;
-  route: Route;
-  query: URLSearchParams;
-  registry: Registry;
-  options: HttpOptions;
-  log: Logger;
-  /** Aborted when the client goes away before the response is complete. */
-  signal: AbortSignal;
+/**
+ * One request on its way through the HTTP layer. The query and the abort
+ * signal are built on first use: most pulls need neither, and both cost
+ * more than the tag lookup itself.
+ */
+export class RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly registry: Registry;
+  readonly options: HttpOptions;
+  readonly log: Logger;
+  route: Route = { kind: 'base' };
   /** For the request log line: the repository and the tag, digest or upload id. */
   repository?: string;
   reference?: string | undefined;
-  bytesIn: number;
-  bytesOut: number;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** True once the client went away before the response was complete. */
+  clientGone = false;
+  readonly #rawQuery: string;
+  #query: URLSearchParams | undefined;
+  #controller: AbortController | undefined;
+
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rawQuery: string,
+    registry: Registry,
+    options: HttpOptions,
+    log: Logger,
+  ) {
+    this.req = req;
+    this.res = res;
+    this.#rawQuery = rawQuery;
+    this.registry = registry;
+    this.options = options;
+    this.log = log;
+  }
+
+  get query(): URLSearchParams {
+    this.#query ??= new URLSearchParams(this.#rawQuery);
+    return this.#query;
+  }
+
+  /** Aborted when the client goes away before the response is complete. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.clientGone) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+
+  /** Called when the connection closes before the response finished. */
+  abort(): void {
+    this.clientGone = true;
+    this.#controller?.abort();
+  }
 }
 
 export function locationOf(ctx: RequestContext, path: string): string {

@@ -3,7 +3,7 @@ import { isRegistryError, RegistryError } from '../errors/registry-error.js';
 import type { Logger } from '../log/logger.js';
 import { requireRepositoryName } from '../registry/names.js';
 import type { Registry } from '../registry/registry.js';
-import type { HttpOptions, RequestContext } from './context.js';
+import { RequestContext, type HttpOptions } from './context.js';
 import { handleBlob } from './handlers/blobs.js';
 import { handleCatalog, handleReferrers, handleTags } from './handlers/listings.js';
 import { handleManifest } from './handlers/manifests.js';
@@ -38,27 +38,16 @@ async function handleRequest(
   const url = req.url ?? '/';
   const queryStart = url.indexOf('?');
   const path = queryStart === -1 ? url : url.slice(0, queryStart);
-  const query = new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1));
-  const controller = new AbortController();
+  const rawQuery = queryStart === -1 ? '' : url.slice(queryStart + 1);
+  const ctx = new RequestContext(req, res, rawQuery, registry, options, log);
   res.on('close', () => {
-    if (!res.writableFinished) controller.abort();
+    if (!res.writableFinished) ctx.abort();
     if (options.accessLog || res.statusCode >= 500) logRequest(log, ctx, started);
   });
   setCommonHeaders(res, options);
 
   const route = matchRoute(path);
-  const ctx: RequestContext = {
-    req,
-    res,
-    query,
-    registry,
-    options,
-    log,
-    signal: controller.signal,
-    route: route ?? { kind: 'base' },
-    bytesIn: 0,
-    bytesOut: 0,
-  };
+  if (route) ctx.route = route;
   try {
     if (!route) throw notFound(req.method, path);
     await dispatch(ctx, route);
@@ -127,7 +116,7 @@ function fail(ctx: RequestContext, error: unknown) {
   }
   if (isRegistryError(error)) {
     ctx.bytesOut = sendError(res, error, req.method === 'HEAD');
-  } else if (isClientGone(error) || ctx.signal.aborted) {
+  } else if (isClientGone(error) || ctx.clientGone) {
     res.destroy();
   } else {
     ctx.log.error({ err: error, method: req.method, path: req.url }, 'request failed');
@@ -179,7 +168,7 @@ function logRequest(log: Logger, ctx: RequestContext, started: bigint) {
     bytesIn: ctx.bytesIn,
     bytesOut: ctx.bytesOut,
     durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-    aborted: ctx.signal.aborted || undefined,
+    aborted: ctx.clientGone || undefined,
   };
   if (status >= 500) log.error(line, 'request');
   else log.info(line, 'request');

@@ -75,8 +75,13 @@ export class ManifestService {
    * The manifest with its bytes. When a client accepts only single-image
    * manifests and the reference names an index, the index's linux/amd64
    * image is served instead, as Distribution does for old clients.
+   * `accept` lists the accepted media types; it is asked only for an index.
    */
-  async get(repository: string, reference: Reference, accept: string[]): Promise<ServedManifest> {
+  async get(
+    repository: string,
+    reference: Reference,
+    accept: () => string[],
+  ): Promise<ServedManifest> {
     const record = await this.resolve(repository, reference);
     const bytes = await this.#bytesOf(record.digest);
     if (!needsPlatformFallback(record.mediaType, accept)) return { record, bytes };
@@ -143,8 +148,10 @@ function checkSize(descriptors: Descriptor[], digest: string, size: number) {
   );
 }
 
-function needsPlatformFallback(mediaType: string, accept: string[]): boolean {
-  if (manifestKind(mediaType) !== 'index' || accept.length === 0) return false;
+function needsPlatformFallback(mediaType: string, accepted: () => string[]): boolean {
+  if (manifestKind(mediaType) !== 'index') return false;
+  const accept = accepted();
+  if (accept.length === 0) return false;
   if (accept.includes(mediaType) || accept.some((type) => type === '*/*')) return false;
   return accept.some((type) => manifestKind(type) === 'image');
 }

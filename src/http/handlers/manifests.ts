@@ -27,7 +27,7 @@ export async function handleManifest(ctx: RequestContext, name: string, rawRefer
 }
 
 async function getManifest(ctx: RequestContext, name: string, reference: Reference) {
-  const accept = parseAccept(ctx.req.headers.accept);
+  const accept = () => parseAccept(ctx.req.headers.accept);
   const { record, bytes } = await ctx.registry.manifests.get(name, reference, accept);
   const headers: Headers = {
     'Content-Type': record.mediaType,
