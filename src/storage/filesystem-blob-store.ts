@@ -18,6 +18,8 @@ import { FileSink } from './file-sink.js';
 export class FilesystemBlobStore implements BlobStore {
   readonly description: string;
   readonly #root: string;
+  /** Blob directories known to exist: at most 256 per algorithm, so this stays small. */
+  readonly #directories = new Set<string>();
 
   constructor(root: string) {
     this.#root = root;
@@ -148,25 +150,19 @@ export class FilesystemBlobStore implements BlobStore {
     await rm(this.#uploadPath(id), { force: true });
   }
 
-  /** Renames into place; a blob already there has the same bytes, so the newcomer is dropped. */
+  /**
+   * Renames into place. A blob already there has the same verified bytes, so
+   * replacing it is harmless: the rename is atomic, and a reader holding the
+   * old file keeps reading it.
+   */
   async #moveIntoPlace(from: string, to: string): Promise<void> {
-    if (await this.#exists(to)) {
-      await rm(from, { force: true });
-      return;
+    const directory = dirname(to);
+    if (!this.#directories.has(directory)) {
+      await mkdir(directory, { recursive: true });
+      this.#directories.add(directory);
     }
-    await mkdir(dirname(to), { recursive: true });
     await rename(from, to);
-    await syncDirectory(dirname(to));
-  }
-
-  async #exists(path: string): Promise<boolean> {
-    try {
-      await stat(path);
-      return true;
-    } catch (error) {
-      if (isNotFound(error)) return false;
-      throw error;
-    }
+    await syncDirectory(directory);
   }
 
   #blobPath(digest: string): string {
