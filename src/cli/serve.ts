@@ -1,9 +1,10 @@
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { openAccessControl } from '../auth/open-access-control.js';
 import { loadConfig } from '../config/load.js';
 import { type Config } from '../config/schema.js';
 import type { HttpOptions } from '../http/context.js';
 import { createRegistryServer } from '../http/server.js';
+import { closeIdleConnections, readTlsOptions, type RegistryServer } from '../http/tls.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { openRegistry, type Registry } from '../registry/registry.js';
 import { version } from './version.js';
@@ -14,7 +15,8 @@ export async function serve(configFile: string | undefined): Promise<void> {
   const config = await loadConfig(configFile);
   const log = createLogger({ level: config.log.level, fields: config.log.fields });
   const registry = await openRegistry(config);
-  const server = createRegistryServer(registry, httpOptionsOf(config), log);
+  const options = await serverOptionsOf(config, registry, log);
+  const server = createRegistryServer(registry, options, log);
   if (isWorker()) return serveAsWorker(server, registry, log);
 
   const { host, port } = parseAddress(config.http.addr);
@@ -31,6 +33,8 @@ export async function serve(configFile: string | undefined): Promise<void> {
       storage: registry.blobStore.description,
       metadata: config.metadata.postgres ? 'postgres' : 'sqlite',
       workers,
+      tls: options.tls ? (options.tls.http2 ? 'http/2 and http/1.1' : 'http/1.1') : undefined,
+      auth: options.auth?.challenge.scheme,
       version,
     },
     'berth is serving',
@@ -43,7 +47,7 @@ export async function serve(configFile: string | undefined): Promise<void> {
 }
 
 /** A worker serves connections accepted from the first process's listening socket. */
-async function serveAsWorker(server: Server, registry: Registry, log: Logger) {
+async function serveAsWorker(server: RegistryServer, registry: Registry, log: Logger) {
   const listening = await receiveListeningSocket();
   listening.on('connection', (socket) => server.emit('connection', socket));
   const stop = () => {
@@ -55,9 +59,9 @@ async function serveAsWorker(server: Server, registry: Registry, log: Logger) {
 }
 
 /** Finishes the requests in flight (at most 10 s), then closes the stores. */
-async function shutDown(server: Server, registry: Registry, log: Logger) {
+async function shutDown(server: RegistryServer, registry: Registry, log: Logger) {
   setTimeout(() => process.exit(0), 10_000).unref();
-  server.closeIdleConnections();
+  closeIdleConnections(server);
   await new Promise((resolve) => server.close(resolve));
   await registry.close();
   log.flush(() => process.exit(0));
@@ -66,6 +70,19 @@ async function shutDown(server: Server, registry: Registry, log: Logger) {
 function onStopSignal(stop: (signal: string) => void) {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+/** The HTTP options, with access control and TLS set up as the configuration says. */
+export async function serverOptionsOf(
+  config: Config,
+  registry: Registry,
+  log: Logger,
+): Promise<HttpOptions> {
+  return {
+    ...httpOptionsOf(config),
+    auth: await openAccessControl(config, registry.metadata, log),
+    tls: await readTlsOptions(config),
+  };
 }
 
 export function httpOptionsOf(config: Config): HttpOptions {

@@ -35,6 +35,21 @@ const httpSchema = z.strictObject({
   headers: z.record(z.string(), z.array(z.string())).default({}),
   /** Accepted for Distribution compatibility; upload state needs no shared secret in Berth. */
   secret: z.string().optional(),
+  /** HTTPS, with HTTP/2 and HTTP/1.1 on the one port (Distribution's keys). */
+  tls: z
+    .strictObject({
+      certificate: z.string().min(1),
+      key: z.string().min(1),
+      /** CA certificates that client certificates must chain to; one is then required. */
+      clientcas: z.array(z.string().min(1)).min(1).optional(),
+      minimumtls: z
+        .enum(['tls1.2', 'tls1.3'], {
+          message: 'expected tls1.2 or tls1.3: older versions are refused',
+        })
+        .default('tls1.2'),
+    })
+    .optional(),
+  http2: z.strictObject({ disabled: z.boolean().default(false) }).prefault({}),
 });
 
 const storageSchema = z.strictObject({
@@ -106,6 +121,66 @@ const serverSchema = z.strictObject({
   workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
 });
 
+/**
+ * Authentication and access control: Distribution's `htpasswd` and `token`
+ * (one of them), and Berth's own token service, policy and throttle.
+ */
+const authSchema = z
+  .strictObject({
+    htpasswd: z
+      .strictObject({ realm: z.string().min(1).default('berth'), path: z.string().min(1) })
+      .optional(),
+    token: z
+      .strictObject({
+        realm: z.url(),
+        service: z.string().min(1),
+        issuer: z.string().min(1),
+        rootcertbundle: z.string().min(1).optional(),
+        /** A JWKS file, or an `https://` URL serving one. */
+        jwks: z.string().min(1).optional(),
+        /** The realm becomes the token path on the host the client used. */
+        autoredirect: z.boolean().default(false),
+      })
+      .optional(),
+    tokenservice: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** The challenge's realm; default: `/auth/token` on the host the client used. */
+        realm: z.url().optional(),
+        issuer: z.string().min(1).default('berth'),
+        service: z.string().min(1).default('berth'),
+        expiration: duration.default('5m'),
+        refreshexpiration: duration.default('90d'),
+        /** Default: `auth/token-signing-key.pem` in the storage root directory. */
+        signingkey: z.string().min(1).optional(),
+      })
+      .optional(),
+    policy: z.strictObject({ path: z.string().min(1) }).optional(),
+    throttle: z
+      .strictObject({
+        slowafter: z.number().int().min(1).default(5),
+        blockafter: z.number().int().min(1).default(10),
+        window: duration.default('15m'),
+      })
+      .prefault({}),
+  })
+  .superRefine((auth, ctx) => {
+    const problem = (path: string[], message: string) =>
+      ctx.addIssue({ code: 'custom', path, message });
+    if (auth.htpasswd && auth.token) {
+      problem(['token'], 'auth.htpasswd and auth.token cannot both be set: choose one');
+    }
+    if (auth.token && !auth.token.rootcertbundle && !auth.token.jwks) {
+      problem(['token'], 'expected rootcertbundle or jwks: the keys that sign tokens');
+    }
+    if (auth.tokenservice?.enabled && !auth.htpasswd) {
+      problem(['tokenservice'], 'the token service needs auth.htpasswd for its accounts');
+    }
+    if (auth.policy && !auth.htpasswd && !auth.token) {
+      problem(['policy'], 'a policy needs auth.htpasswd or auth.token');
+    }
+  });
+
 export const configSchema = z.strictObject({
   version: z.union([z.string(), z.number()]).optional(),
   log: logSchema.prefault({}),
@@ -115,6 +190,7 @@ export const configSchema = z.strictObject({
   metadata: metadataSchema.prefault({}),
   limits: limitsSchema.prefault({}),
   server: serverSchema.prefault({}),
+  auth: authSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

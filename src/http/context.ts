@@ -1,7 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AccessControl } from '../auth/access-control.js';
+import type { Caller } from '../auth/caller.js';
 import type { Logger } from '../log/logger.js';
 import type { Registry } from '../registry/registry.js';
 import type { Route } from './router.js';
+import type { TlsOptions } from './tls.js';
 
 /** What the HTTP layer needs from the configuration. */
 export interface HttpOptions {
@@ -14,6 +17,10 @@ export interface HttpOptions {
   headers: Record<string, string[]>;
   /** One log line per request; Distribution's `log.accesslog.disabled` turns it off. */
   accessLog: boolean;
+  /** Authentication and access control (`auth`); every request is allowed without it. */
+  auth?: AccessControl | undefined;
+  /** HTTPS, with HTTP/2 unless disabled (`http.tls`). */
+  tls?: TlsOptions | undefined;
 }
 
 /**
@@ -31,6 +38,10 @@ export class RequestContext {
   /** For the request log line: the repository and the tag, digest or upload id. */
   repository?: string;
   reference?: string | undefined;
+  /** Who made the request, once authenticated; undefined when access control is off. */
+  caller?: Caller;
+  /** For the request log line: the user, robot or token subject. */
+  user?: string | undefined;
   bytesIn = 0;
   bytesOut = 0;
   /** True once the client went away before the response was complete. */

@@ -8,6 +8,8 @@
 
 export type Route =
   | { kind: 'base' }
+  /** Berth's token service (Docker token specification), outside `/v2/`. */
+  | { kind: 'token' }
   | { kind: 'catalog' }
   | { kind: 'tags'; name: string }
   | { kind: 'manifest'; name: string; reference: string }
@@ -36,6 +38,7 @@ const patterns: [RegExp, (match: RegExpExecArray) => Route][] = [
 /** The route for a request path (without the query), or undefined when none matches. */
 export function matchRoute(path: string): Route | undefined {
   if (path === '/v2/' || path === '/v2') return { kind: 'base' };
+  if (path === '/auth/token') return { kind: 'token' };
   if (!path.startsWith('/v2/')) return undefined;
   const rest = path.slice(4);
   if (rest === '_catalog') return { kind: 'catalog' };

@@ -1,15 +1,18 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isRegistryError, RegistryError } from '../errors/registry-error.js';
 import type { Logger } from '../log/logger.js';
 import { requireRepositoryName } from '../registry/names.js';
 import type { Registry } from '../registry/registry.js';
+import { authorizeRequest } from './authorize.js';
 import { RequestContext, type HttpOptions } from './context.js';
 import { handleBlob } from './handlers/blobs.js';
 import { handleCatalog, handleReferrers, handleTags } from './handlers/listings.js';
 import { handleManifest } from './handlers/manifests.js';
+import { handleToken } from './handlers/token.js';
 import { handleUpload, handleUploads } from './handlers/uploads.js';
 import { apiVersionHeader, internalError, sendEmpty, sendError, sendJson } from './respond.js';
 import { matchRoute, type Route } from './router.js';
+import { createTlsServer, type RegistryServer } from './tls.js';
 
 /**
  * The HTTP front of the registry: one async error boundary per request, one
@@ -19,10 +22,12 @@ export function createRegistryServer(
   registry: Registry,
   options: HttpOptions,
   log: Logger,
-): Server {
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+): RegistryServer {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     void handleRequest(registry, options, log, req, res);
-  });
+  };
+  if (options.tls) return createTlsServer(options.tls, listener);
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, listener);
   server.headersTimeout = 60_000;
   return server;
 }
@@ -57,6 +62,8 @@ async function handleRequest(
 }
 
 async function dispatch(ctx: RequestContext, route: Route): Promise<void> {
+  if (route.kind === 'token') return handleToken(ctx);
+  if (ctx.options.auth) await authorizeRequest(ctx, route);
   if (route.kind === 'base') return base(ctx);
   if (route.kind === 'catalog') return handleCatalog(ctx);
   ctx.repository = route.name;
@@ -164,6 +171,7 @@ function logRequest(log: Logger, ctx: RequestContext, started: bigint) {
     route: ctx.route.kind,
     repository: ctx.repository,
     reference: ctx.reference,
+    user: ctx.user,
     status,
     bytesIn: ctx.bytesIn,
     bytesOut: ctx.bytesOut,

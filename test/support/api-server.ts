@@ -3,9 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
-import { httpOptionsOf } from '../../src/cli/serve.js';
+import { serverOptionsOf } from '../../src/cli/serve.js';
 import { createRegistryServer } from '../../src/http/server.js';
-import { createSilentLogger } from '../../src/log/logger.js';
+import { closeAllConnections } from '../../src/http/tls.js';
+import { createSilentLogger, type Logger } from '../../src/log/logger.js';
 import { openRegistry, type Registry } from '../../src/registry/registry.js';
 
 /** A registry served in this process on a free loopback port, with a fresh data directory. */
@@ -20,20 +21,22 @@ export interface ApiServer {
 export async function startApiServer(
   config: Record<string, unknown> = {},
   root?: string,
+  log: Logger = createSilentLogger(),
 ): Promise<ApiServer> {
   const dataRoot = root ?? (await mkdtemp(join(tmpdir(), 'berth-api-')));
   const storage = { ...(config.storage as object), filesystem: { rootdirectory: dataRoot } };
   const parsed = validateConfig({ ...config, storage }, 'test');
   const registry = await openRegistry(parsed);
-  const server = createRegistryServer(registry, httpOptionsOf(parsed), createSilentLogger());
+  const options = await serverOptionsOf(parsed, registry, log);
+  const server = createRegistryServer(registry, options, log);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     root: dataRoot,
     registry,
     async close(keepData = false) {
-      server.closeAllConnections();
+      closeAllConnections(server);
       await new Promise((resolve) => server.close(resolve));
       await registry.close();
       if (!keepData) await rm(dataRoot, { recursive: true, force: true });

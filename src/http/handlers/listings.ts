@@ -3,6 +3,7 @@ import type { ManifestRecord } from '../../metadata/metadata-store.js';
 import { requireDigest } from '../../registry/digest.js';
 import { mediaTypes } from '../../registry/media-types.js';
 import type { RequestContext } from '../context.js';
+import { listVisibleRepositories } from '../visibility.js';
 import { sendJson, type Headers } from '../respond.js';
 import { methodNotAllowed } from './guards.js';
 
@@ -17,7 +18,7 @@ const defaultCatalogPage = 1000;
 export async function handleCatalog(ctx: RequestContext) {
   requireRead(ctx);
   const { limit, last } = pageOf(ctx, defaultCatalogPage);
-  const names = await ctx.registry.metadata.listRepositories({ limit: limit + 1, ...last });
+  const names = await listVisibleRepositories(ctx, limit + 1, last.last);
   const headers = nextLink(ctx, '/v2/_catalog', names, limit);
   ctx.bytesOut = sendJson(ctx.res, 200, { repositories: names.slice(0, limit) }, headers);
 }

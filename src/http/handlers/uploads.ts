@@ -4,6 +4,7 @@ import { requireDigest } from '../../registry/digest.js';
 import { requireRepositoryName } from '../../registry/names.js';
 import type { ChunkOptions } from '../../registry/uploads.js';
 import { locationOf, type RequestContext } from '../context.js';
+import { mountSource } from '../visibility.js';
 import { contentLength, hasBody, parseContentRange } from '../request-body.js';
 import { sendEmpty } from '../respond.js';
 import { methodNotAllowed, requireWritable } from './guards.js';
@@ -79,7 +80,9 @@ async function tryMount(ctx: RequestContext, name: string, digest: string): Prom
   requireDigest(digest);
   const from = ctx.query.get('from');
   if (from !== null) requireRepositoryName(from);
-  const blob = await ctx.registry.uploads.mount(name, digest, from ?? undefined);
+  const source = await mountSource(ctx, name, digest, from ?? undefined);
+  if (!source) return false;
+  const blob = await ctx.registry.uploads.mount(name, digest, source.from);
   if (!blob) return false;
   created(ctx, name, blob);
   return true;
