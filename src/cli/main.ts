@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
+import { runCertCommand } from './cert.js';
+import { runRobotCommand } from './robots.js';
 import { serve } from './serve.js';
+import { runUserCommand } from './users.js';
 import { version } from './version.js';
 
 /** The `berth` command. */
@@ -10,6 +13,12 @@ const usage = `Usage: berth <command> [options]
 
 Commands:
   serve [--config FILE]   Run the registry (default: 0.0.0.0:5000, data in ./data)
+  user add|passwd|remove|list NAME
+                          Manage the accounts of the htpasswd file
+  robot create|list|revoke NAME
+                          Manage robot tokens (for CI jobs)
+  cert create --hosts NAME,IP,...
+                          Make a self-signed TLS certificate (docs/tls.md)
   version                 Print the version
 
 Configuration: a YAML file in the keys of Distribution's config.yml, with
@@ -27,6 +36,12 @@ async function main(argv: string[]): Promise<void> {
       });
       return serve(values.config);
     }
+    case 'user':
+      return runUserCommand(rest).catch(toCommandError);
+    case 'robot':
+      return runRobotCommand(rest).catch(toCommandError);
+    case 'cert':
+      return runCertCommand(rest).catch(toCommandError);
     case 'version':
     case '--version':
       console.log(version);
@@ -43,9 +58,18 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** The administration commands' failures are the user's to read: the message, no stack. */
+class CommandError extends Error {}
+
+function toCommandError(error: unknown): never {
+  throw error instanceof Error ? new CommandError(error.message) : error;
+}
+
 main(process.argv.slice(2)).catch((error: unknown) => {
   const message =
-    error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
+    error instanceof ConfigError || error instanceof CommandError
+      ? error.message
+      : String((error as Error)?.stack ?? error);
   console.error(`berth: ${message}`);
   process.exit(1);
 });
