@@ -47,13 +47,18 @@ export function errorCode(reply: Reply): string | undefined {
   return reply.json<{ errors: { code: string }[] }>().errors[0]?.code;
 }
 
-/** Pushes a blob in one POST and returns its digest. */
-export async function pushBlob(base: string, name: string, bytes: Buffer): Promise<string> {
+/** Pushes a blob in one POST and returns its digest; `headers` may carry credentials. */
+export async function pushBlob(
+  base: string,
+  name: string,
+  bytes: Buffer,
+  headers: Record<string, string> = {},
+): Promise<string> {
   const digest = sha256(bytes);
   const reply = await request(`${base}/v2/${name}/blobs/uploads/?digest=${digest}`, {
     method: 'POST',
     body: bytes,
-    headers: { 'Content-Type': 'application/octet-stream' },
+    headers: { 'Content-Type': 'application/octet-stream', ...headers },
   });
   if (reply.status !== 201) throw new Error(`push blob: ${reply.status} ${reply.body.toString()}`);
   return digest;
@@ -76,13 +81,14 @@ export async function pushImage(
   reference: string,
   extra: Record<string, unknown> = {},
   layerBytes: Buffer[] = [randomBytes(512)],
+  headers: Record<string, string> = {},
 ): Promise<PushedImage> {
   const configBytes = Buffer.from(
     JSON.stringify({ architecture: 'amd64', os: 'linux', n: Math.random() }),
   );
-  const config = await pushBlob(base, name, configBytes);
+  const config = await pushBlob(base, name, configBytes, headers);
   const layers = [];
-  for (const layer of layerBytes) layers.push(await pushBlob(base, name, layer));
+  for (const layer of layerBytes) layers.push(await pushBlob(base, name, layer, headers));
   const manifest = {
     schemaVersion: 2,
     mediaType: ociManifestType,
@@ -99,7 +105,7 @@ export async function pushImage(
     ...extra,
   };
   const bytes = Buffer.from(JSON.stringify(manifest));
-  const reply = await putManifest(base, name, reference, bytes, ociManifestType);
+  const reply = await putManifest(base, name, reference, bytes, ociManifestType, headers);
   if (reply.status !== 201)
     throw new Error(`push manifest: ${reply.status} ${reply.body.toString()}`);
   return { digest: sha256(bytes), bytes, config, layers };
@@ -111,11 +117,12 @@ export function putManifest(
   reference: string,
   bytes: Buffer,
   contentType: string,
+  headers: Record<string, string> = {},
 ): Promise<Reply> {
   return request(`${base}/v2/${name}/manifests/${reference}`, {
     method: 'PUT',
     body: bytes,
-    headers: { 'Content-Type': contentType },
+    headers: { 'Content-Type': contentType, ...headers },
   });
 }
 
