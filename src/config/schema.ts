@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { immutabilitySchema, quotasSchema, retentionSchema } from './repository-rules.js';
+import { duration } from './units.js';
 
 /**
  * The configuration file. Keys follow CNCF Distribution's `config.yml` where
@@ -7,10 +9,6 @@ import { z } from 'zod';
  * strict: an unknown key stops the start with a message that names it.
  * docs/configuration.md describes each key.
  */
-
-const duration = z
-  .string()
-  .regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 500ms, 30s, 10m, 24h or 7d');
 
 const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
@@ -191,6 +189,9 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   server: serverSchema.prefault({}),
   auth: authSchema.prefault({}),
+  retention: retentionSchema.prefault({}),
+  immutability: immutabilitySchema.prefault({}),
+  quotas: quotasSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
