@@ -56,7 +56,7 @@ export class ManifestService {
     };
     const tag = reference.kind === 'tag' ? reference.tag : undefined;
     const result = await this.#metadata.putManifest(repository, manifest, tag);
-    if (!result.ok) throw missingReferences(result.missing.map((item) => item.digest));
+    if (!result.ok) throw missingReferences((result.missing ?? []).map((item) => item.digest));
     this.#cache.set(digest, bytes);
     return { digest, subject: parsed.subject };
   }

@@ -8,6 +8,12 @@ import type {
   MetadataStore,
   NewManifest,
 } from '../../src/metadata/metadata-store.js';
+import {
+  describeImmutableTags,
+  describeQuotaLinks,
+  describeRetentionQueries,
+  describeUsage,
+} from './metadata-store-suite-rules.js';
 
 /**
  * The conformance suite of the metadata store: every implementation runs it
@@ -113,10 +119,14 @@ export function describeMetadataStore(
     describeUploads(storeTest);
     describeConcurrency(storeTest);
     describeRobots(storeTest);
+    describeUsage(storeTest);
+    describeQuotaLinks(storeTest);
+    describeRetentionQueries(storeTest);
+    describeImmutableTags(storeTest);
   });
 }
 
-type StoreTest = (title: string, body: (store: MetadataStore) => Promise<void>) => void;
+export type StoreTest = (title: string, body: (store: MetadataStore) => Promise<void>) => void;
 
 function describeMigrations(storeTest: StoreTest) {
   storeTest('metadata: migrate again keeps the data', async (store) => {

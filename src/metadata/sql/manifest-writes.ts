@@ -1,4 +1,5 @@
 import type { ManifestReference, NewManifest, PutManifestResult } from '../metadata-store.js';
+import { placeImmutableTag } from './immutable-tag.js';
 import { ensureRepositoryId, findRepositoryId, type Db } from './repository-rows.js';
 
 /**
@@ -16,6 +17,8 @@ export interface ManifestWriteOptions {
   lockReferences: boolean;
   /** The time to record, in milliseconds since the epoch. */
   now: number;
+  /** The tag may be created, never moved (immutable-tag.ts). */
+  immutableTag?: boolean;
 }
 
 /**
@@ -44,7 +47,8 @@ export async function writeManifest(
   await upsertManifest(trx, repositoryId, manifest, options.now);
   await replaceReferences(trx, repositoryId, manifest.digest, references);
   if (tag !== undefined) {
-    await upsertTag(trx, repositoryId, { tag, digest: manifest.digest, now: options.now });
+    const place = options.immutableTag ? placeImmutableTag : upsertTag;
+    await place(trx, repositoryId, { tag, digest: manifest.digest, now: options.now });
   }
   return { ok: true };
 }

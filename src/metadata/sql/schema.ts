@@ -101,7 +101,11 @@ type Dialect = SqlDialectName;
 type Migration = (trx: Trx, dialect: Dialect) => Promise<void>;
 
 /** In order; the schema's version is how many have run. Append only. */
-const migrations: readonly Migration[] = [createInitialSchema, createRobotsTable];
+const migrations: readonly Migration[] = [
+  createInitialSchema,
+  createRobotsTable,
+  createDigestIndexes,
+];
 
 /** Chosen once: the PostgreSQL advisory lock that serializes migrations. */
 const MIGRATION_LOCK_ID = 0x6265727468;
@@ -312,5 +316,20 @@ async function createRobotsTable(db: Trx, dialect: Dialect) {
     .addColumn('scopes', 'text', (col) => col.notNull())
     .addColumn('created_at', 'bigint', (col) => col.notNull())
     .addColumn('expires_at', 'bigint', (col) => col.notNull())
+    .execute();
+}
+
+/**
+ * Version 3: manifests and references by digest alone, across repositories.
+ * Usage asks, for each digest a repository holds, whether another holds it
+ * too (src/metadata/sql/usage-queries.ts); deletion and garbage collection
+ * ask whether anything anywhere still references a digest.
+ */
+async function createDigestIndexes(db: Trx) {
+  await db.schema.createIndex('manifests_digest').on('manifests').column('digest').execute();
+  await db.schema
+    .createIndex('manifest_references_referenced')
+    .on('manifest_references')
+    .columns(['digest', 'kind'])
     .execute();
 }

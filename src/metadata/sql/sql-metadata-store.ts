@@ -6,10 +6,17 @@ import type {
   MetadataStore,
   NewManifest,
   Page,
+  PutManifestOptions,
   PutManifestResult,
+  QuotaCheckResult,
+  RegistryUsage,
+  RepositoryContent,
+  RepositoryUsage,
   RobotRecord,
+  TagRecord,
   UploadSession,
 } from '../metadata-store.js';
+import { TagTakenError } from './immutable-tag.js';
 import {
   manifestColumns,
   prepareHotLookups,
@@ -23,9 +30,20 @@ import {
   repositoryIdOf,
   type Db,
 } from './repository-rows.js';
+import {
+  deleteManifestIfUnneeded,
+  deleteTagIfUnchanged,
+  selectRepositoryContent,
+} from './retention-queries.js';
 import { retryTransient } from './retry.js';
 import { deleteRobotNamed, insertRobot, selectRobot, selectRobots } from './robot-rows.js';
 import { migrate, type SqlDialectName, type UploadsTable } from './schema.js';
+import {
+  linkWithinQuota,
+  selectRegistryUsage,
+  selectRepositoryUsage,
+  selectStoredBytes,
+} from './usage-queries.js';
 
 /** What the store needs to know of the engine under Kysely. */
 export interface SqlEngine {
@@ -182,9 +200,18 @@ export class SqlMetadataStore implements MetadataStore {
     repository: string,
     manifest: NewManifest,
     tag?: string,
+    { immutableTag = false }: PutManifestOptions = {},
   ): Promise<PutManifestResult> {
-    const options = { lockReferences: this.#engine.dialect === 'postgres', now: Date.now() };
-    return this.#transaction((trx) => writeManifest(trx, repository, manifest, tag, options));
+    const lockReferences = this.#engine.dialect === 'postgres';
+    const options = { lockReferences, now: Date.now(), immutableTag };
+    try {
+      return await this.#transaction((trx) =>
+        writeManifest(trx, repository, manifest, tag, options),
+      );
+    } catch (error) {
+      if (error instanceof TagTakenError) return { ok: false, tagDigest: error.digest };
+      throw error;
+    }
   }
 
   async getManifest(repository: string, digest: string) {
@@ -252,6 +279,46 @@ export class SqlMetadataStore implements MetadataStore {
         .execute(),
     );
     return rows.map(toManifestRecord);
+  }
+
+  async listRepositoryContent(repository: string): Promise<RepositoryContent> {
+    return this.#retry(() => selectRepositoryContent(this.#db, repository));
+  }
+
+  async deleteTagIfUnchanged(repository: string, tag: TagRecord): Promise<boolean> {
+    return this.#retry(() => deleteTagIfUnchanged(this.#db, repository, tag));
+  }
+
+  async deleteUntaggedManifest(
+    repository: string,
+    digest: string,
+    pushedBefore: number,
+  ): Promise<boolean> {
+    const { dialect } = this.#engine;
+    return this.#transaction((trx) =>
+      deleteManifestIfUnneeded(trx, dialect, repository, digest, pushedBefore),
+    );
+  }
+
+  async measureUsage(): Promise<RegistryUsage> {
+    return this.#retry(() => selectRegistryUsage(this.#db));
+  }
+
+  async measureRepositoryUsage(repository: string): Promise<RepositoryUsage | undefined> {
+    return this.#retry(() => selectRepositoryUsage(this.#db, repository));
+  }
+
+  async measureStoredBytes(repository: string, digest: string) {
+    return this.#retry(() => selectStoredBytes(this.#db, repository, digest));
+  }
+
+  async linkBlobWithinQuota(
+    repository: string,
+    blob: BlobRecord,
+    limit: number,
+  ): Promise<QuotaCheckResult> {
+    const { dialect } = this.#engine;
+    return this.#transaction((trx) => linkWithinQuota(trx, dialect, repository, blob, limit));
   }
 
   async createUpload(session: UploadSession): Promise<void> {
