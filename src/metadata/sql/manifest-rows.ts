@@ -68,7 +68,7 @@ export function prepareHotLookups(db: Db) {
         .selectFrom('repository_blobs as rb')
         .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
         .innerJoin('blobs as b', 'b.digest', 'rb.digest')
-        .select(['b.digest', 'b.size'])
+        .select(['b.digest', 'b.size', 'rb.created_at as linked_at'])
         .where('r.name', '=', p.repository)
         .where('rb.digest', '=', p.digest),
     ),

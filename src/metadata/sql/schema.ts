@@ -19,14 +19,23 @@ export interface RepositoriesTable {
   name: string;
 }
 
-/** Blobs known registry-wide: the size is a property of the digest. */
+/**
+ * Blobs known registry-wide: the size is a property of the digest. Layers,
+ * configs, and (from version 4) manifests' own bytes. `created_at` moves
+ * forward each time the bytes are claimed or linked again: garbage
+ * collection reads it as the age of the record.
+ */
 export interface BlobsTable {
   digest: string;
   size: number;
   created_at: number;
 }
 
-/** Which repository may serve which blob (DESIGN.md, invariant 3). */
+/**
+ * Which repository may serve which blob (DESIGN.md, invariant 3).
+ * `created_at` moves forward when the blob is linked again or a client
+ * finds it present (refreshBlobLink): the link's age for garbage collection.
+ */
 export interface RepositoryBlobsTable {
   repository_id: number;
   digest: string;
@@ -80,6 +89,15 @@ export interface RobotsTable {
   expires_at: number;
 }
 
+/** Maintenance leases: one collector or purger at a time (src/registry/lease.ts). */
+export interface LeasesTable {
+  name: string;
+  /** Empty when nobody holds the lease. */
+  holder: string;
+  expires_at: number;
+  completed_at: number | null;
+}
+
 export interface SchemaVersionTable {
   version: number;
 }
@@ -93,6 +111,7 @@ export interface MetadataTables {
   tags: TagsTable;
   uploads: UploadsTable;
   robots: RobotsTable;
+  leases: LeasesTable;
   berth_schema_version: SchemaVersionTable;
 }
 
@@ -105,6 +124,7 @@ const migrations: readonly Migration[] = [
   createInitialSchema,
   createRobotsTable,
   createDigestIndexes,
+  createLeasesTable,
 ];
 
 /** Chosen once: the PostgreSQL advisory lock that serializes migrations. */
@@ -332,4 +352,24 @@ async function createDigestIndexes(db: Trx) {
     .on('manifest_references')
     .columns(['digest', 'kind'])
     .execute();
+}
+
+/**
+ * Version 4: maintenance leases, and a blob record for every manifest's own
+ * bytes. Garbage collection keeps bytes that a record claims (claimBlob);
+ * manifests pushed from now on claim theirs before writing them.
+ */
+async function createLeasesTable(db: Trx) {
+  await db.schema
+    .createTable('leases')
+    .addColumn('name', 'text', (col) => col.primaryKey())
+    .addColumn('holder', 'text', (col) => col.notNull())
+    .addColumn('expires_at', 'bigint', (col) => col.notNull())
+    .addColumn('completed_at', 'bigint')
+    .execute();
+  // `where true` keeps SQLite from reading the upsert's ON as a join's.
+  await sql`
+    insert into blobs (digest, size, created_at)
+    select digest, max(size), min(created_at) from manifests where true group by digest
+    on conflict (digest) do nothing`.execute(db);
 }

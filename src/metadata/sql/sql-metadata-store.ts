@@ -2,6 +2,13 @@ import { sql } from 'kysely';
 
 import type {
   BlobRecord,
+  CollectableLink,
+  CollectableManifest,
+  CollectionPage,
+  CollectionRules,
+  LeaseRecord,
+  LinkedBlob,
+  ManifestDeletion,
   ManifestRecord,
   MetadataStore,
   NewManifest,
@@ -11,11 +18,13 @@ import type {
   QuotaCheckResult,
   RegistryUsage,
   RepositoryContent,
+  RepositoryDeletion,
   RepositoryUsage,
   RobotRecord,
   TagRecord,
   UploadSession,
 } from '../metadata-store.js';
+import { lockAgainstRemoval } from './collector-lock.js';
 import { TagTakenError } from './immutable-tag.js';
 import {
   manifestColumns,
@@ -24,12 +33,7 @@ import {
   type HotLookups,
 } from './manifest-rows.js';
 import { removeManifest, writeManifest } from './manifest-writes.js';
-import {
-  ensureRepositoryId,
-  findNonEmptyRepositoryId,
-  repositoryIdOf,
-  type Db,
-} from './repository-rows.js';
+import { findNonEmptyRepositoryId, repositoryIdOf, type Db } from './repository-rows.js';
 import {
   deleteManifestIfUnneeded,
   deleteTagIfUnchanged,
@@ -38,6 +42,7 @@ import {
 import { retryTransient } from './retry.js';
 import { deleteRobotNamed, insertRobot, selectRobot, selectRobots } from './robot-rows.js';
 import { migrate, type SqlDialectName, type UploadsTable } from './schema.js';
+import { SqlCollection } from './sql-collection.js';
 import {
   linkWithinQuota,
   selectRegistryUsage,
@@ -82,11 +87,13 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #db: Db;
   readonly #engine: SqlEngine;
   readonly #hot: HotLookups;
+  readonly #collection: SqlCollection;
 
   constructor(db: Db, engine: SqlEngine) {
     this.#db = db;
     this.#engine = engine;
     this.#hot = prepareHotLookups(db);
+    this.#collection = new SqlCollection(db, engine);
   }
 
   async migrate(): Promise<void> {
@@ -125,26 +132,15 @@ export class SqlMetadataStore implements MetadataStore {
     return id !== undefined;
   }
 
+  /** Linking again moves the link's time forward (sql-collection.ts). */
   async linkBlob(repository: string, blob: BlobRecord): Promise<void> {
-    const now = Date.now();
-    await this.#transaction(async (trx) => {
-      await trx
-        .insertInto('blobs')
-        .values({ digest: blob.digest, size: blob.size, created_at: now })
-        .onConflict((oc) => oc.column('digest').doNothing())
-        .execute();
-      const repositoryId = await ensureRepositoryId(trx, repository);
-      await trx
-        .insertInto('repository_blobs')
-        .values({ repository_id: repositoryId, digest: blob.digest, created_at: now })
-        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
-        .execute();
-    });
+    await this.#collection.linkBlob(repository, blob);
   }
 
-  async getLinkedBlob(repository: string, digest: string) {
+  async getLinkedBlob(repository: string, digest: string): Promise<LinkedBlob | undefined> {
     const params = { repository, digest };
-    return this.#retry(() => this.#hot.getLinkedBlob.executeTakeFirst(this.#db, params));
+    const row = await this.#retry(() => this.#hot.getLinkedBlob.executeTakeFirst(this.#db, params));
+    return row && { digest: row.digest, size: row.size, linkedAt: Number(row.linked_at) };
   }
 
   async findBlob(digest: string): Promise<BlobRecord | undefined> {
@@ -205,9 +201,10 @@ export class SqlMetadataStore implements MetadataStore {
     const lockReferences = this.#engine.dialect === 'postgres';
     const options = { lockReferences, now: Date.now(), immutableTag };
     try {
-      return await this.#transaction((trx) =>
-        writeManifest(trx, repository, manifest, tag, options),
-      );
+      return await this.#transaction(async (trx) => {
+        await lockAgainstRemoval(trx, this.#engine.dialect);
+        return writeManifest(trx, repository, manifest, tag, options);
+      });
     } catch (error) {
       if (error instanceof TagTakenError) return { ok: false, tagDigest: error.digest };
       throw error;
@@ -386,6 +383,102 @@ export class SqlMetadataStore implements MetadataStore {
 
   async deleteRobot(name: string): Promise<boolean> {
     return this.#retry(() => deleteRobotNamed(this.#db, name));
+  }
+
+  claimBlob(blob: BlobRecord): Promise<void> {
+    return this.#collection.claimBlob(blob);
+  }
+
+  mountBlob(repository: string, digest: string, from?: string) {
+    return this.#collection.mountBlob(repository, digest, from);
+  }
+
+  refreshBlobLink(repository: string, digest: string, at: number): Promise<boolean> {
+    return this.#collection.refreshBlobLink(repository, digest, at);
+  }
+
+  deleteRepository(repository: string): Promise<RepositoryDeletion | undefined> {
+    return this.#collection.deleteRepository(repository);
+  }
+
+  deleteManifestTree(
+    repository: string,
+    digest: string,
+    options: { referrers: boolean },
+  ): Promise<ManifestDeletion> {
+    return this.#collection.deleteManifestTree(repository, digest, options);
+  }
+
+  findCollectableManifests(
+    rules: CollectionRules,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<CollectionPage<CollectableManifest>> {
+    return this.#collection.findCollectableManifests(rules, cursor, limit);
+  }
+
+  removeCollectableManifests(rules: CollectionRules, candidates: readonly CollectableManifest[]) {
+    return this.#collection.removeCollectableManifests(rules, candidates);
+  }
+
+  findCollectableLinks(
+    rules: CollectionRules,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<CollectionPage<CollectableLink>> {
+    return this.#collection.findCollectableLinks(rules, cursor, limit);
+  }
+
+  removeCollectableLinks(rules: CollectionRules, candidates: readonly CollectableLink[]) {
+    return this.#collection.removeCollectableLinks(rules, candidates);
+  }
+
+  findCollectableBlobs(
+    rules: CollectionRules,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<CollectionPage<BlobRecord>> {
+    return this.#collection.findCollectableBlobs(rules, cursor, limit);
+  }
+
+  removeCollectableBlobs(
+    rules: CollectionRules,
+    candidates: readonly BlobRecord[],
+    removeBytes: (blobs: BlobRecord[]) => Promise<void>,
+  ): Promise<BlobRecord[]> {
+    return this.#collection.removeCollectableBlobs(rules, candidates, removeBytes);
+  }
+
+  findUnknownDigests(digests: readonly string[]): Promise<string[]> {
+    return this.#collection.findUnknownDigests(digests);
+  }
+
+  removeUnknownDigests(
+    digests: readonly string[],
+    removeBytes: (digests: string[]) => Promise<void>,
+  ): Promise<string[]> {
+    return this.#collection.removeUnknownDigests(digests, removeBytes);
+  }
+
+  acquireLease(
+    name: string,
+    holder: string,
+    expiresAt: number,
+    options: { now: number; replacing?: string },
+  ): Promise<boolean> {
+    return this.#collection.acquireLease(name, holder, expiresAt, options);
+  }
+
+  renewLease(name: string, holder: string, expiresAt: number): Promise<boolean> {
+    return this.#collection.renewLease(name, holder, expiresAt);
+  }
+
+  releaseLease(name: string, holder: string, completedAt?: number): Promise<void> {
+    return this.#collection.releaseLease(name, holder, completedAt);
+  }
+
+  getLease(name: string): Promise<LeaseRecord | undefined> {
+    return this.#collection.getLease(name);
   }
 
   #retry<T>(work: () => Promise<T>): Promise<T> {
