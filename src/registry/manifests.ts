@@ -2,10 +2,12 @@ import { RegistryError } from '../errors/registry-error.js';
 import type { ManifestRecord, MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { digestOf, parseDigest } from './digest.js';
+import { immutableTagError, ImmutableTags } from './immutable-tags.js';
 import { ManifestCache } from './manifest-cache.js';
 import { parseManifest, type Descriptor, type ParsedManifest } from './manifest.js';
 import { manifestKind } from './media-types.js';
 import type { Reference } from './names.js';
+import { exceedsQuota, Quotas, quotaError } from './quotas.js';
 
 /**
  * Manifests (OCI distribution spec, "Pushing manifests" and "Pulling
@@ -23,15 +25,30 @@ export interface ServedManifest {
   bytes: Buffer;
 }
 
+/** The repository rules a manifest push obeys (src/registry/registry.ts builds them). */
+export interface ManifestRules {
+  immutableTags?: ImmutableTags;
+  quotas?: Quotas;
+}
+
 export class ManifestService {
   readonly #blobs: BlobStore;
   readonly #metadata: MetadataStore;
   readonly #cache: ManifestCache;
+  readonly #immutableTags: ImmutableTags;
+  readonly #quotas: Quotas;
 
-  constructor(blobs: BlobStore, metadata: MetadataStore, cacheBytes = 64 * 1024 * 1024) {
+  constructor(
+    blobs: BlobStore,
+    metadata: MetadataStore,
+    rules: ManifestRules = {},
+    cacheBytes = 64 * 1024 * 1024,
+  ) {
     this.#blobs = blobs;
     this.#metadata = metadata;
     this.#cache = new ManifestCache(cacheBytes);
+    this.#immutableTags = rules.immutableTags ?? new ImmutableTags();
+    this.#quotas = rules.quotas ?? new Quotas();
   }
 
   async put(
@@ -42,7 +59,11 @@ export class ManifestService {
   ): Promise<PushedManifest> {
     const parsed = parseManifest(bytes, contentType);
     const digest = digestFor(reference, bytes);
+    const tag = reference.kind === 'tag' ? reference.tag : undefined;
+    const immutableTag = tag !== undefined && this.#immutableTags.isImmutable(repository, tag);
+    if (immutableTag) await this.#refuseMovingTag(repository, tag, digest);
     await this.#checkReferences(repository, parsed);
+    await this.#checkQuota(repository, digest, bytes.length);
 
     await this.#blobs.write(digest, bytes);
     const manifest = {
@@ -54,9 +75,9 @@ export class ManifestService {
       annotations: parsed.annotations,
       references: parsed.references,
     };
-    const tag = reference.kind === 'tag' ? reference.tag : undefined;
-    const result = await this.#metadata.putManifest(repository, manifest, tag);
-    if (!result.ok) throw missingReferences((result.missing ?? []).map((item) => item.digest));
+    const result = await this.#metadata.putManifest(repository, manifest, tag, { immutableTag });
+    if (!result.ok && result.missing) throw missingReferences(result.missing.map((m) => m.digest));
+    if (!result.ok) throw immutableTagError(repository, tag ?? '', result.tagDigest);
     this.#cache.set(digest, bytes);
     return { digest, subject: parsed.subject };
   }
@@ -106,6 +127,34 @@ export class ManifestService {
     const bytes = await this.#blobs.readAll(digest);
     this.#cache.set(digest, bytes);
     return bytes;
+  }
+
+  /**
+   * An immutable tag already on another digest refuses the push before any
+   * byte is written; the store checks again as it places the tag.
+   */
+  async #refuseMovingTag(repository: string, tag: string, digest: string) {
+    const current = await this.#metadata.resolveTag(repository, tag);
+    if (current && current.digest !== digest) {
+      throw immutableTagError(repository, tag, current.digest);
+    }
+  }
+
+  /**
+   * A manifest's own bytes count towards its repository's quota.
+   *
+   * Limitation: this check and the manifest's write are separate steps, so
+   * manifests pushed at the same moment as blobs may take a repository past
+   * its quota by their own few kilobytes; blobs are checked as they are
+   * linked and never do.
+   */
+  async #checkQuota(repository: string, digest: string, size: number) {
+    const limit = this.#quotas.limitFor(repository);
+    if (limit === undefined) return;
+    const usage = await this.#metadata.measureStoredBytes(repository, digest);
+    if (exceedsQuota(usage, size, limit)) {
+      throw quotaError(repository, 'manifest', size, limit, usage.storedBytes);
+    }
   }
 
   /** Every blob must be linked here with the size the descriptor claims; every child stored here. */

@@ -4,8 +4,16 @@ import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { FilesystemBlobStore } from '../storage/filesystem-blob-store.js';
 import { BlobService } from './blobs.js';
+import { ImmutableTags } from './immutable-tags.js';
 import { ManifestService } from './manifests.js';
+import { Quotas } from './quotas.js';
 import { UploadService } from './uploads.js';
+
+/** The rules per repository pattern that pushes obey (configuration: `immutability`, `quotas`). */
+export interface RepositoryRules {
+  immutableTags: ImmutableTags;
+  quotas: Quotas;
+}
 
 /** The registry's domain services over one blob store and one metadata store. */
 export class Registry {
@@ -14,13 +22,18 @@ export class Registry {
   readonly blobs: BlobService;
   readonly uploads: UploadService;
   readonly manifests: ManifestService;
+  readonly rules: RepositoryRules;
 
-  constructor(blobStore: BlobStore, metadata: MetadataStore) {
+  constructor(blobStore: BlobStore, metadata: MetadataStore, rules: Partial<RepositoryRules> = {}) {
     this.blobStore = blobStore;
     this.metadata = metadata;
+    this.rules = {
+      immutableTags: rules.immutableTags ?? new ImmutableTags(),
+      quotas: rules.quotas ?? new Quotas(),
+    };
     this.blobs = new BlobService(blobStore, metadata);
-    this.uploads = new UploadService(blobStore, metadata);
-    this.manifests = new ManifestService(blobStore, metadata);
+    this.uploads = new UploadService(blobStore, metadata, this.rules.quotas);
+    this.manifests = new ManifestService(blobStore, metadata, this.rules);
   }
 
   close(): Promise<void> {
@@ -34,7 +47,14 @@ export async function openRegistry(config: Config): Promise<Registry> {
   const blobStore = new FilesystemBlobStore(root);
   await blobStore.init();
   const metadata = await openMetadataStore(config, root);
-  return new Registry(blobStore, metadata);
+  return new Registry(blobStore, metadata, repositoryRulesOf(config));
+}
+
+export function repositoryRulesOf(config: Config): RepositoryRules {
+  return {
+    immutableTags: new ImmutableTags(config.immutability.tags),
+    quotas: new Quotas(config.quotas.rules),
+  };
 }
 
 /** Each engine's driver is loaded only when configured: every process pays for what it uses. */

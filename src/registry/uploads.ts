@@ -6,6 +6,7 @@ import type { BlobRecord, MetadataStore, UploadSession } from '../metadata/metad
 import type { BlobStore } from '../storage/blob-store.js';
 import { createDigester, parseDigest, type DigestAlgorithm } from './digest.js';
 import { HashingStream } from './hashing-stream.js';
+import { exceedsQuota, Quotas, quotaError } from './quotas.js';
 
 /**
  * Blob upload sessions (OCI distribution spec, "Pushing blobs"): POST opens a
@@ -41,13 +42,15 @@ const maxHashStates = 4096;
 export class UploadService {
   readonly #blobs: BlobStore;
   readonly #metadata: MetadataStore;
+  readonly #quotas: Quotas;
   readonly #hashes = new Map<string, HashState>();
   /** Sessions with a request writing to them now, in this process. */
   readonly #busy = new Set<string>();
 
-  constructor(blobs: BlobStore, metadata: MetadataStore) {
+  constructor(blobs: BlobStore, metadata: MetadataStore, quotas = new Quotas()) {
     this.#blobs = blobs;
     this.#metadata = metadata;
+    this.#quotas = quotas;
   }
 
   async start(repository: string): Promise<UploadSession> {
@@ -107,11 +110,14 @@ export class UploadService {
           `Digest mismatch: the ${size} bytes received hash to "${actual}", not "${digest}"`,
         );
       }
-      await this.#blobs.commitUpload(id, digest);
       const blob = { digest, size };
-      await this.#metadata.linkBlob(repository, blob);
+      const limit = this.#quotas.limitFor(repository);
+      if (limit !== undefined) await this.#refuseOverQuota(repository, id, blob, limit);
+      await this.#blobs.commitUpload(id, digest);
+      const refusal = await this.#link(repository, blob, limit);
       await this.#metadata.deleteUpload(id);
       this.#hashes.delete(id);
+      if (refusal) throw refusal;
       return blob;
     });
   }
@@ -132,8 +138,45 @@ export class UploadService {
       : await this.#metadata.findBlob(digest);
     if (!blob) return undefined;
     if ((await this.#blobs.stat(digest)) === undefined) return undefined;
-    await this.#metadata.linkBlob(repository, blob);
+    const refusal = await this.#link(repository, blob, this.#quotas.limitFor(repository));
+    if (refusal) throw refusal;
     return blob;
+  }
+
+  /**
+   * The quota's check before committing: a blob that would take the
+   * repository past its quota is refused and its staged bytes discarded.
+   *
+   * Limitation: the refusal comes once every byte of the blob was received
+   * and hashed: the digest, which says whether the repository holds the
+   * blob already, is known only then.
+   */
+  async #refuseOverQuota(repository: string, id: string, blob: BlobRecord, limit: number) {
+    const usage = await this.#metadata.measureStoredBytes(repository, blob.digest);
+    if (!exceedsQuota(usage, blob.size, limit)) return;
+    await this.#discard(id);
+    throw quotaError(repository, 'blob', blob.size, limit, usage.storedBytes);
+  }
+
+  /**
+   * Links the blob, or returns the quota's refusal. Under a quota the check
+   * is made again in the linking transaction, so that layers pushed in
+   * parallel cannot pass the quota together. A blob refused there was
+   * committed already: its bytes, unless another repository links them,
+   * are unreferenced, and garbage collection frees them.
+   */
+  async #link(
+    repository: string,
+    blob: BlobRecord,
+    limit: number | undefined,
+  ): Promise<RegistryError | undefined> {
+    if (limit === undefined) {
+      await this.#metadata.linkBlob(repository, blob);
+      return undefined;
+    }
+    const result = await this.#metadata.linkBlobWithinQuota(repository, blob, limit);
+    if (result.ok) return undefined;
+    return quotaError(repository, 'blob', blob.size, limit, result.storedBytes);
   }
 
   async #find(repository: string, id: string): Promise<UploadSession> {
