@@ -18,6 +18,27 @@ export interface ByteRange {
   end: number;
 }
 
+/** What garbage collection needs to know of a committed blob it found no record of. */
+export interface BlobInfo {
+  size: number;
+  /** When its bytes were last written, in milliseconds since the epoch. */
+  modifiedAt: number;
+}
+
+/** An upload's staging area, as upload purging sees it. */
+export interface StagedUpload {
+  id: string;
+  size: number;
+  /** When bytes last arrived, in milliseconds since the epoch. */
+  modifiedAt: number;
+}
+
+/** What a sweep of temporary files removed, or would remove in a dry run. */
+export interface SweepResult {
+  files: number;
+  bytes: number;
+}
+
 /** A committed blob opened for positional reads. */
 export interface BlobFile {
   readonly size: number;
@@ -48,6 +69,8 @@ export interface BlobStore {
   delete(digest: string): Promise<void>;
   /** Every committed blob's digest, for garbage collection. */
   list(): AsyncIterable<string>;
+  /** A committed blob's size and age, or undefined when it is not stored. */
+  inspect(digest: string): Promise<BlobInfo | undefined>;
 
   /** Creates an empty staging area for an upload session. */
   startUpload(id: string): Promise<void>;
@@ -66,4 +89,12 @@ export interface BlobStore {
   commitUpload(id: string, digest: string): Promise<void>;
   /** Removes a session's staging area; absent is not an error. */
   abortUpload(id: string): Promise<void>;
+  /** Every staging area, whether or not a session still owns it: for upload purging. */
+  listUploads(): AsyncIterable<StagedUpload>;
+  /**
+   * Removes the driver's own temporary files last written before `before`
+   * (left behind by a crash while small bytes were being written); with
+   * `dryRun`, only counts them. Drivers without such files leave it out.
+   */
+  sweepTemporaryFiles?(before: number, dryRun: boolean): Promise<SweepResult>;
 }

@@ -5,7 +5,14 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseDigest } from '../registry/digest.js';
-import type { BlobFile, BlobStore, ByteRange } from './blob-store.js';
+import type {
+  BlobFile,
+  BlobInfo,
+  BlobStore,
+  ByteRange,
+  StagedUpload,
+  SweepResult,
+} from './blob-store.js';
 import { FileSink } from './file-sink.js';
 
 /**
@@ -91,6 +98,10 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
+  async inspect(digest: string): Promise<BlobInfo | undefined> {
+    return statOrUndefined(this.#blobPath(digest));
+  }
+
   async startUpload(id: string): Promise<void> {
     const handle = await open(this.#uploadPath(id), 'wx');
     await handle.close();
@@ -150,6 +161,28 @@ export class FilesystemBlobStore implements BlobStore {
     await rm(this.#uploadPath(id), { force: true });
   }
 
+  async *listUploads(): AsyncIterable<StagedUpload> {
+    for (const id of await readdirOrEmpty(join(this.#root, 'uploads'))) {
+      if (!uploadIdPattern.test(id)) continue;
+      const info = await statOrUndefined(this.#uploadPath(id));
+      if (info) yield { id, ...info };
+    }
+  }
+
+  /** `tmp/` holds manifests' bytes for the instant before their rename into `blobs/`. */
+  async sweepTemporaryFiles(before: number, dryRun: boolean): Promise<SweepResult> {
+    const result = { files: 0, bytes: 0 };
+    const directory = join(this.#root, 'tmp');
+    for (const name of await readdirOrEmpty(directory)) {
+      const info = await statOrUndefined(join(directory, name));
+      if (!info || info.modifiedAt >= before) continue;
+      if (!dryRun) await rm(join(directory, name), { force: true });
+      result.files += 1;
+      result.bytes += info.size;
+    }
+    return result;
+  }
+
   /**
    * Renames into place. A blob already there has the same verified bytes, so
    * replacing it is harmless: the rename is atomic, and a reader holding the
@@ -172,8 +205,20 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   #uploadPath(id: string): string {
-    if (!/^[a-f0-9-]{36}$/.test(id)) throw new Error(`Not an upload id: "${id}"`);
+    if (!uploadIdPattern.test(id)) throw new Error(`Not an upload id: "${id}"`);
     return join(this.#root, 'uploads', id);
+  }
+}
+
+const uploadIdPattern = /^[a-f0-9-]{36}$/;
+
+async function statOrUndefined(path: string): Promise<BlobInfo | undefined> {
+  try {
+    const info = await stat(path);
+    return { size: info.size, modifiedAt: info.mtimeMs };
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -185,3 +185,18 @@ async function refuses(call: () => Promise<unknown>, message: RegExp): Promise<v
 function hexOf(bytes: Uint8Array, algorithm: 'sha256' | 'sha512'): string {
   return createHash(algorithm).update(bytes).digest('hex');
 }
+
+test('blob store (filesystem): sweepTemporaryFiles removes only old files of tmp/', async () => {
+  await withStore(async (store, root) => {
+    await writeFile(join(root, 'tmp', 'old'), 'crashed write');
+    await writeFile(join(root, 'tmp', 'new'), 'in flight');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(join(root, 'tmp', 'old'), hourAgo, hourAgo);
+    const before = Date.now() - 60_000;
+
+    assert.deepEqual(await store.sweepTemporaryFiles(before, true), { files: 1, bytes: 13 });
+    assert.deepEqual((await readdir(join(root, 'tmp'))).sort(), ['new', 'old']);
+    assert.deepEqual(await store.sweepTemporaryFiles(before, false), { files: 1, bytes: 13 });
+    assert.deepEqual(await readdir(join(root, 'tmp')), ['new']);
+  });
+});

@@ -94,6 +94,18 @@ function describeCommittedBlobs(it: It): void {
   it('list of an empty store yields nothing', async (store) => {
     assert.deepEqual(await listAll(store), []);
   });
+
+  it('inspect tells the size of a blob and when it was written', async (store) => {
+    const bytes = Buffer.from('inspected');
+    const digest = digestOf(bytes);
+    const before = Date.now() - 2000;
+    await store.write(digest, bytes);
+
+    const info = await store.inspect(digest);
+    assert.equal(info?.size, bytes.length);
+    assert.ok(info && info.modifiedAt >= before && info.modifiedAt <= Date.now() + 2000);
+    assert.equal(await store.inspect(digestOf(Buffer.from('absent'))), undefined);
+  });
 }
 
 function describeUploads(it: It): void {
@@ -161,6 +173,24 @@ function describeUploads(it: It): void {
     assert.deepEqual(await store.readAll(digest), bytes);
     assert.deepEqual(await listAll(store), [digest]);
     for (const id of sessions) assert.equal(await store.uploadSize(id), undefined);
+  });
+
+  it('listUploads yields every staging area with its size', async (store) => {
+    const empty = randomUUID();
+    const grown = await startWith(store, 'staged');
+    await store.startUpload(empty);
+
+    const staged = [];
+    for await (const upload of store.listUploads()) staged.push(upload);
+    staged.sort((a, b) => a.size - b.size);
+    assert.deepEqual(
+      staged.map(({ id, size }) => ({ id, size })),
+      [
+        { id: empty, size: 0 },
+        { id: grown, size: 6 },
+      ],
+    );
+    assert.ok(staged.every((upload) => upload.modifiedAt > Date.now() - 60_000));
   });
 
   it('abortUpload removes the staged bytes and is idempotent', async (store) => {
