@@ -2,8 +2,10 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
 import { runCertCommand } from './cert.js';
+import { runRetentionCommand } from './retention.js';
 import { runRobotCommand } from './robots.js';
 import { serve } from './serve.js';
+import { runUsageCommand } from './usage.js';
 import { runUserCommand } from './users.js';
 import { version } from './version.js';
 
@@ -19,6 +21,9 @@ Commands:
                           Manage robot tokens (for CI jobs)
   cert create --hosts NAME,IP,...
                           Make a self-signed TLS certificate (docs/tls.md)
+  retention [--dry-run]   Remove tags and untagged manifests by the retention rules
+  usage [REPOSITORY] [--json]
+                          Bytes stored per repository, unique to it and shared
   version                 Print the version
 
 Configuration: a YAML file in the keys of Distribution's config.yml, with
@@ -42,6 +47,10 @@ async function main(argv: string[]): Promise<void> {
       return runRobotCommand(rest).catch(toCommandError);
     case 'cert':
       return runCertCommand(rest).catch(toCommandError);
+    case 'retention':
+      return runRetentionCommand(rest).catch(toCommandError);
+    case 'usage':
+      return runUsageCommand(rest).catch(toCommandError);
     case 'version':
     case '--version':
       console.log(version);

@@ -7,6 +7,7 @@ import { createRegistryServer } from '../http/server.js';
 import { closeIdleConnections, readTlsOptions, type RegistryServer } from '../http/tls.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { openRegistry, type Registry } from '../registry/registry.js';
+import { scheduleRetention } from './retention-schedule.js';
 import { version } from './version.js';
 import { isWorker, receiveListeningSocket, startWorkers, workerCount } from './workers.js';
 
@@ -26,6 +27,7 @@ export async function serve(configFile: string | undefined): Promise<void> {
   });
   const workers = workerCount(config);
   const stopWorkers = startWorkers(workers - 1, server, log);
+  const stopRetention = scheduleRetention(registry, config, log);
   const address = server.address() as AddressInfo;
   log.info(
     {
@@ -42,6 +44,7 @@ export async function serve(configFile: string | undefined): Promise<void> {
   onStopSignal((signal) => {
     log.info({ signal }, 'shutting down');
     stopWorkers();
+    stopRetention();
     void shutDown(server, registry, log);
   });
 }
