@@ -36,6 +36,10 @@ export function neededAccess(route: Route, method: string | undefined): NeededAc
       return { kind: 'login' };
     case 'catalog':
       return { kind: 'catalog' };
+    case 'usage':
+      return route.name === undefined
+        ? { kind: 'catalog' }
+        : { kind: 'repository', name: route.name, action: 'pull' };
     case 'tags':
     case 'referrers':
       return { kind: 'repository', name: route.name, action: 'pull' };

@@ -16,7 +16,9 @@ export type Route =
   | { kind: 'blob'; name: string; digest: string }
   | { kind: 'uploads'; name: string }
   | { kind: 'upload'; name: string; id: string }
-  | { kind: 'referrers'; name: string; digest: string };
+  | { kind: 'referrers'; name: string; digest: string }
+  /** Berth's storage usage, `/admin/v1/usage[/<name>]` (src/http/admin/usage.ts). */
+  | { kind: 'usage'; name: string | undefined };
 
 export type RouteKind = Route['kind'];
 
@@ -35,10 +37,14 @@ const patterns: [RegExp, (match: RegExpExecArray) => Route][] = [
   ],
 ];
 
+const usagePrefix = '/admin/v1/usage/';
+
 /** The route for a request path (without the query), or undefined when none matches. */
 export function matchRoute(path: string): Route | undefined {
   if (path === '/v2/' || path === '/v2') return { kind: 'base' };
   if (path === '/auth/token') return { kind: 'token' };
+  if (path === '/admin/v1/usage') return { kind: 'usage', name: undefined };
+  if (path.startsWith(usagePrefix)) return { kind: 'usage', name: path.slice(usagePrefix.length) };
   if (!path.startsWith('/v2/')) return undefined;
   const rest = path.slice(4);
   if (rest === '_catalog') return { kind: 'catalog' };

@@ -5,6 +5,7 @@ import { requireRepositoryName } from '../registry/names.js';
 import type { Registry } from '../registry/registry.js';
 import { authorizeRequest } from './authorize.js';
 import { RequestContext, type HttpOptions } from './context.js';
+import { handleUsage } from './admin/usage.js';
 import { handleBlob } from './handlers/blobs.js';
 import { handleCatalog, handleReferrers, handleTags } from './handlers/listings.js';
 import { handleManifest } from './handlers/manifests.js';
@@ -66,6 +67,7 @@ async function dispatch(ctx: RequestContext, route: Route): Promise<void> {
   if (ctx.options.auth) await authorizeRequest(ctx, route);
   if (route.kind === 'base') return base(ctx);
   if (route.kind === 'catalog') return handleCatalog(ctx);
+  if (route.kind === 'usage') return handleUsage(ctx, route.name);
   ctx.repository = route.name;
   ctx.reference = referenceOf(route);
   requireRepositoryName(route.name);
