@@ -23,7 +23,7 @@ import {
  */
 
 const skip = skipUnlessInstalled(['podman', 'tar', ...registryCommands()]);
-const timeout = 180_000;
+const timeout = 300_000;
 
 /**
  * Podman's defaults for root raise the container's open-files and process

@@ -29,7 +29,7 @@ import {
  */
 
 const skip = skipUnlessInstalled(['skopeo', 'tar', ...registryCommands()]);
-const timeout = 180_000;
+const timeout = 300_000;
 const platforms = [
   { os: 'linux', architecture: 'amd64' },
   { os: 'linux', architecture: 'arm64' },

@@ -28,14 +28,32 @@ const liveProcesses = new Set<ChildProcess>();
 /** Every work directory not yet removed, cleaned up too should the test process end. */
 const liveWorkDirectories = new Set<string>();
 
-/** The last resort, synchronous: `after` hooks normally leave nothing for it. */
+/**
+ * The last resort, synchronous, when the test process ends before its
+ * `after` hooks ran: kill, wait a little, unmount, delete. Each step is
+ * attempted whatever the previous one did.
+ */
 function cleanUpEverythingNow(): void {
-  for (const child of liveProcesses) child.kill('SIGKILL');
-  for (const dir of liveWorkDirectories) {
-    killProcessesMentioning(dir);
-    unmountBelow(dir);
-    rmSync(dir, { recursive: true, force: true });
+  const pids: number[] = [];
+  for (const child of liveProcesses) {
+    child.kill('SIGKILL');
+    if (child.pid !== undefined) pids.push(child.pid);
   }
+  for (const dir of liveWorkDirectories) pids.push(...killProcessesMentioning(dir));
+  for (let i = 0; i < 40 && pids.some(isRunning); i++) sleepSync(50);
+
+  for (const dir of liveWorkDirectories) {
+    try {
+      unmountBelow(dir);
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch (error) {
+      console.error(`Could not remove ${dir}: ${String(error)}`);
+    }
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 process.once('exit', cleanUpEverythingNow);
@@ -63,10 +81,13 @@ export interface CommandResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Killed for running longer than its timeout. */
+  timedOut: boolean;
 }
 
 export interface CommandOptions {
   env?: NodeJS.ProcessEnv;
+  /** Default 90 s: no client command here takes more than a few seconds when all is well. */
   timeoutMs?: number;
 }
 
@@ -84,7 +105,11 @@ export async function runCommand(
   const stderr: Buffer[] = [];
   child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
   child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 180_000);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 90_000);
 
   try {
     const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
@@ -94,6 +119,7 @@ export async function runCommand(
       signal,
       stdout: Buffer.concat(stdout).toString('utf8'),
       stderr: Buffer.concat(stderr).toString('utf8'),
+      timedOut,
     };
   } finally {
     clearTimeout(timer);
@@ -112,7 +138,11 @@ export async function run(
 }
 
 export function describeFailedCommand(result: CommandResult): string {
-  const status = result.signal === null ? `exit code ${result.code}` : `signal ${result.signal}`;
+  const status = result.timedOut
+    ? 'a timeout, killed'
+    : result.signal === null
+      ? `exit code ${result.code}`
+      : `signal ${result.signal}`;
   return [
     `Command failed with ${status}: ${result.command}`,
     `--- stdout ---\n${result.stdout.trimEnd()}`,
@@ -198,10 +228,11 @@ function readCommandLine(pid: number): string {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether the process still runs: a zombie, dead but not yet reaped, does not. */
+function isRunning(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -234,7 +265,7 @@ export async function createWorkDirectory(prefix: string): Promise<string> {
  */
 export async function removeWorkDirectory(dir: string): Promise<void> {
   const killed = killProcessesMentioning(dir);
-  for (let i = 0; i < 50 && killed.some(isAlive); i++) await sleep(100);
+  for (let i = 0; i < 50 && killed.some(isRunning); i++) await sleep(100);
   unmountBelow(dir);
   await rm(dir, { recursive: true, force: true });
   liveWorkDirectories.delete(dir);
@@ -435,8 +466,10 @@ export async function withRegistry(body: (registry: RegistryProcess) => Promise<
     if (error instanceof Error) {
       // Reporters print the message or the stack: both carry the log.
       const log = `\n\n${registry.kind} registry log, last lines:\n${registry.logTail(20)}`;
+      const original = error.message;
       error.message += log;
-      error.stack = `${error.stack ?? ''}${log}`;
+      const stack = error.stack ?? '';
+      error.stack = stack.includes(original) ? stack.replace(original, error.message) : stack + log;
     }
     throw error;
   } finally {
