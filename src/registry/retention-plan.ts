@@ -71,6 +71,11 @@ function tagsToRemove(tags: TagRecord[], rule: RetentionRule, options: PlanOptio
  * or that needs them: the children an index lists, and the referrers whose
  * subject is kept. The rest goes, untagged referrers of a removed subject
  * included.
+ *
+ * Limitation: a manifest's age is counted from when it was pushed, not from
+ * when it lost its last tag (the store keeps no such time): a manifest
+ * pushed long ago whose tag moves today is removed by the next run. Keep
+ * such images with `keeplatest` or `keeptags` rather than by the duration.
  */
 function manifestsToRemove(
   manifests: ManifestNode[],
@@ -102,6 +107,9 @@ function manifestsToRemove(
  * Parents before children, subjects before referrers: the store deletes a
  * manifest only once nothing in the repository lists it or is its subject.
  * Ties in digest order, so that every run of one plan reads alike.
+ * Manifests that hold one another in a cycle (an index whose subject is one
+ * of its own children) are never ready: they stay, as the store's checks
+ * would keep them anyway.
  */
 function deletionOrder(removed: ManifestNode[]): ManifestNode[] {
   const digests = new Set(removed.map((node) => node.digest));
