@@ -14,6 +14,7 @@ import type { Logger } from '../log/logger.js';
 
 const workerVariable = 'BERTH_WORKER';
 const listenMessage = 'berth:listen';
+const readyMessage = 'berth:ready';
 
 export function isWorker(): boolean {
   return process.env[workerVariable] === '1';
@@ -24,12 +25,18 @@ export function workerCount(config: Config): number {
   return wanted === 'auto' ? Math.min(availableParallelism(), 8) : wanted;
 }
 
-/** In a worker: resolves with the listening socket the first process sends. */
+/**
+ * In a worker, once it can serve: asks the first process for the listening
+ * socket and resolves with it. The socket must not come earlier: from the
+ * moment it arrives this process accepts connections, and one accepted
+ * before a `connection` listener is attached would hang unanswered.
+ */
 export function receiveListeningSocket(): Promise<Server> {
   return new Promise((resolve) => {
     process.on('message', (message: unknown, handle: unknown) => {
       if (message === listenMessage) resolve(handle as Server);
     });
+    process.send?.(readyMessage);
   });
 }
 
@@ -59,7 +66,9 @@ export function startWorkers(count: number, listening: Server, log: Logger): () 
       stdio: 'inherit',
     });
     workers.add(child);
-    child.once('spawn', () => child.send(listenMessage, listening));
+    child.on('message', (message: unknown) => {
+      if (message === readyMessage) child.send(listenMessage, listening);
+    });
     child.once('exit', (code, signal) => {
       workers.delete(child);
       if (stopping) return;
