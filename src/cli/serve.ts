@@ -6,6 +6,7 @@ import type { HttpOptions } from '../http/context.js';
 import { createRegistryServer } from '../http/server.js';
 import { closeIdleConnections, readTlsOptions, type RegistryServer } from '../http/tls.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import { startMaintenance } from '../registry/maintenance.js';
 import { openRegistry, type Registry } from '../registry/registry.js';
 import { scheduleRetention } from './retention-schedule.js';
 import { version } from './version.js';
@@ -28,6 +29,7 @@ export async function serve(configFile: string | undefined): Promise<void> {
   const workers = workerCount(config);
   const stopWorkers = startWorkers(workers - 1, server, log);
   const stopRetention = scheduleRetention(registry, config, log);
+  const maintenance = startMaintenance(registry, config, log);
   const address = server.address() as AddressInfo;
   log.info(
     {
@@ -45,7 +47,7 @@ export async function serve(configFile: string | undefined): Promise<void> {
     log.info({ signal }, 'shutting down');
     stopWorkers();
     stopRetention();
-    void shutDown(server, registry, log);
+    void shutDown(server, registry, log, maintenance.stop());
   });
 }
 
@@ -61,11 +63,17 @@ async function serveAsWorker(server: RegistryServer, registry: Registry, log: Lo
   onStopSignal(stop);
 }
 
-/** Finishes the requests in flight (at most 10 s), then closes the stores. */
-async function shutDown(server: RegistryServer, registry: Registry, log: Logger) {
+/** Finishes the requests in flight and the maintenance under way (at most 10 s), then closes the stores. */
+async function shutDown(
+  server: RegistryServer,
+  registry: Registry,
+  log: Logger,
+  maintenanceStopped: Promise<void> = Promise.resolve(),
+) {
   setTimeout(() => process.exit(0), 10_000).unref();
   closeIdleConnections(server);
   await new Promise((resolve) => server.close(resolve));
+  await maintenanceStopped;
   await registry.close();
   log.flush(() => process.exit(0));
 }

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { immutabilitySchema, quotasSchema, retentionSchema } from './repository-rules.js';
 import { duration } from './units.js';
 
+/** How often a task runs: zero would mean all the time. */
+const interval = duration.refine((value) => parseDuration(value) > 0, 'expected more than 0s');
+
 /**
  * The configuration file. Keys follow CNCF Distribution's `config.yml` where
  * the features overlap, so that an existing file keeps working; Berth's own
@@ -65,7 +68,7 @@ const storageSchema = z.strictObject({
         .strictObject({
           enabled: z.boolean().default(true),
           age: duration.default('168h'),
-          interval: duration.default('24h'),
+          interval: interval.default('24h'),
           dryrun: z.boolean().default(false),
         })
         .prefault({}),
@@ -179,6 +182,22 @@ const authSchema = z
     }
   });
 
+/**
+ * Berth's online garbage collection (docs/operations.md, "Garbage
+ * collection"): on a schedule in the first serving process, and on demand
+ * with `berth gc` or `POST /admin/v1/gc`.
+ */
+const gcSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  interval: interval.default('24h'),
+  /** Content younger than this is never removed: uploads and pushes in progress. */
+  grace: duration.default('1h'),
+  /** Also remove manifests that no tag, index or present subject holds. */
+  untagged: z.boolean().default(false),
+  /** Scheduled runs log what they would remove and remove nothing. */
+  dryrun: z.boolean().default(false),
+});
+
 export const configSchema = z.strictObject({
   version: z.union([z.string(), z.number()]).optional(),
   log: logSchema.prefault({}),
@@ -192,6 +211,7 @@ export const configSchema = z.strictObject({
   retention: retentionSchema.prefault({}),
   immutability: immutabilitySchema.prefault({}),
   quotas: quotasSchema.prefault({}),
+  gc: gcSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,3 +1,5 @@
+import { matchAdminRoute, type AdminRoute } from './admin/routes.js';
+
 /**
  * Routes of the OCI distribution spec ("API" table) and the Docker Registry
  * HTTP API V2. Repository names contain slashes, so a route is recognised by
@@ -18,7 +20,9 @@ export type Route =
   | { kind: 'upload'; name: string; id: string }
   | { kind: 'referrers'; name: string; digest: string }
   /** Berth's storage usage, `/admin/v1/usage[/<name>]` (src/http/admin/usage.ts). */
-  | { kind: 'usage'; name: string | undefined };
+  | { kind: 'usage'; name: string | undefined }
+  /** Berth's deletes and garbage collection under `/admin/v1/` (src/http/admin/routes.ts). */
+  | AdminRoute;
 
 export type RouteKind = Route['kind'];
 
@@ -45,6 +49,7 @@ export function matchRoute(path: string): Route | undefined {
   if (path === '/auth/token') return { kind: 'token' };
   if (path === '/admin/v1/usage') return { kind: 'usage', name: undefined };
   if (path.startsWith(usagePrefix)) return { kind: 'usage', name: path.slice(usagePrefix.length) };
+  if (path.startsWith('/admin/')) return matchAdminRoute(path);
   if (!path.startsWith('/v2/')) return undefined;
   const rest = path.slice(4);
   if (rest === '_catalog') return { kind: 'catalog' };

@@ -5,6 +5,7 @@ import { requireRepositoryName } from '../registry/names.js';
 import type { Registry } from '../registry/registry.js';
 import { authorizeRequest } from './authorize.js';
 import { RequestContext, type HttpOptions } from './context.js';
+import { handleAdmin } from './admin/maintenance.js';
 import { handleUsage } from './admin/usage.js';
 import { handleBlob } from './handlers/blobs.js';
 import { handleCatalog, handleReferrers, handleTags } from './handlers/listings.js';
@@ -68,6 +69,7 @@ async function dispatch(ctx: RequestContext, route: Route): Promise<void> {
   if (route.kind === 'base') return base(ctx);
   if (route.kind === 'catalog') return handleCatalog(ctx);
   if (route.kind === 'usage') return handleUsage(ctx, route.name);
+  if (route.kind === 'admin') return handleAdmin(ctx, route);
   ctx.repository = route.name;
   ctx.reference = referenceOf(route);
   requireRepositoryName(route.name);

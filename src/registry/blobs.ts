@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../errors/registry-error.js';
-import type { BlobRecord, MetadataStore } from '../metadata/metadata-store.js';
+import type { BlobRecord, LinkedBlob, MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobFile, BlobStore, ByteRange } from '../storage/blob-store.js';
 
 /**
@@ -11,16 +11,40 @@ import type { BlobFile, BlobStore, ByteRange } from '../storage/blob-store.js';
 export class BlobService {
   readonly #blobs: BlobStore;
   readonly #metadata: MetadataStore;
+  readonly #refreshAfterMs: number;
 
-  constructor(blobs: BlobStore, metadata: MetadataStore) {
+  /**
+   * `refreshAfterMs`: a link older than this is made young again when a
+   * client finds it; half of garbage collection's grace window. Zero turns
+   * the refresh off.
+   */
+  constructor(blobs: BlobStore, metadata: MetadataStore, refreshAfterMs = 0) {
     this.#blobs = blobs;
     this.#metadata = metadata;
+    this.#refreshAfterMs = refreshAfterMs;
   }
 
+  /**
+   * The linked blob, for HEAD and GET. A client that finds a blob present
+   * skips its upload and references it in a manifest pushed a moment
+   * later; should the link be unreferenced and old, a collection could
+   * remove it in between. So an old link is refreshed first, which the
+   * collection then sees as young; one that vanished meanwhile answers
+   * 404, and the client uploads the blob. Only a link older than half the
+   * grace window is written to: most reads write nothing.
+   */
   async stat(repository: string, digest: string): Promise<BlobRecord> {
     const blob = await this.#metadata.getLinkedBlob(repository, digest);
     if (!blob) throw unknownBlob(repository, digest);
+    if (this.#isStale(blob)) {
+      const refreshed = await this.#metadata.refreshBlobLink(repository, digest, Date.now());
+      if (!refreshed) throw unknownBlob(repository, digest);
+    }
     return blob;
+  }
+
+  #isStale(blob: LinkedBlob): boolean {
+    return this.#refreshAfterMs > 0 && Date.now() - blob.linkedAt > this.#refreshAfterMs;
   }
 
   async read(digest: string, range?: ByteRange): Promise<Readable> {

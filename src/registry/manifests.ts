@@ -65,6 +65,8 @@ export class ManifestService {
     await this.#checkReferences(repository, parsed);
     await this.#checkQuota(repository, digest, bytes.length);
 
+    // Claimed before written, as uploads do (MetadataStore.claimBlob).
+    await this.#metadata.claimBlob({ digest, size: bytes.length });
     await this.#blobs.write(digest, bytes);
     const manifest = {
       digest,
@@ -113,12 +115,34 @@ export class ManifestService {
     return { record: childRecord, bytes: await this.#bytesOf(childRecord.digest) };
   }
 
-  async delete(repository: string, reference: Reference): Promise<void> {
-    const deleted =
-      reference.kind === 'tag'
-        ? await this.#metadata.deleteTag(repository, reference.tag)
-        : await this.#metadata.deleteManifest(repository, reference.digest);
-    if (!deleted) throw unknownManifest(repository, reference);
+  /**
+   * Deletes a tag, or a manifest with the tags on it (and with `referrers`
+   * its referrers, recursively); resolves with the manifests deleted. A
+   * manifest that an index still lists is refused: the index would break
+   * (DESIGN.md, invariant 4).
+   */
+  async delete(
+    repository: string,
+    reference: Reference,
+    { referrers = false }: { referrers?: boolean } = {},
+  ): Promise<{ manifests: string[]; tags: number }> {
+    if (reference.kind === 'tag') {
+      if (await this.#metadata.deleteTag(repository, reference.tag)) {
+        return { manifests: [], tags: 1 };
+      }
+      throw unknownManifest(repository, reference);
+    }
+    const result = await this.#metadata.deleteManifestTree(repository, reference.digest, {
+      referrers,
+    });
+    if (result.ok) return { manifests: result.manifests, tags: result.tags };
+    if (result.reason === 'unknown') throw unknownManifest(repository, reference);
+    throw new RegistryError(
+      'UNSUPPORTED',
+      `Manifest "${repository}@${result.digest}" is listed by index "${result.index}": ` +
+        'delete the index first',
+      { status: 409, detail: { digest: result.digest, index: result.index } },
+    );
   }
 
   async #bytesOf(digest: string): Promise<Buffer> {

@@ -1,12 +1,15 @@
 import { join, resolve } from 'node:path';
-import type { Config } from '../config/schema.js';
+import { parseDuration, type Config } from '../config/schema.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { FilesystemBlobStore } from '../storage/filesystem-blob-store.js';
 import { BlobService } from './blobs.js';
+import { defaultCollection, GarbageCollector, type CollectionDefaults } from './gc.js';
 import { ImmutableTags } from './immutable-tags.js';
 import { ManifestService } from './manifests.js';
 import { Quotas } from './quotas.js';
+import { RepositoryService } from './repositories.js';
+import { UploadPurger } from './upload-purger.js';
 import { UploadService } from './uploads.js';
 
 /** The rules per repository pattern that pushes obey (configuration: `immutability`, `quotas`). */
@@ -23,17 +26,30 @@ export class Registry {
   readonly uploads: UploadService;
   readonly manifests: ManifestService;
   readonly rules: RepositoryRules;
+  readonly repositories: RepositoryService;
+  readonly gc: GarbageCollector;
+  readonly uploadPurger: UploadPurger;
 
-  constructor(blobStore: BlobStore, metadata: MetadataStore, rules: Partial<RepositoryRules> = {}) {
+  /** `collection`: garbage collection's settings (configuration: `gc`). */
+  constructor(
+    blobStore: BlobStore,
+    metadata: MetadataStore,
+    rules: Partial<RepositoryRules> = {},
+    collection: CollectionDefaults = defaultCollection,
+  ) {
     this.blobStore = blobStore;
     this.metadata = metadata;
     this.rules = {
       immutableTags: rules.immutableTags ?? new ImmutableTags(),
       quotas: rules.quotas ?? new Quotas(),
     };
-    this.blobs = new BlobService(blobStore, metadata);
+    // A link older than half the grace window is refreshed when a client finds it (blobs.ts).
+    this.blobs = new BlobService(blobStore, metadata, collection.graceMs / 2);
     this.uploads = new UploadService(blobStore, metadata, this.rules.quotas);
     this.manifests = new ManifestService(blobStore, metadata, this.rules);
+    this.repositories = new RepositoryService(blobStore, metadata);
+    this.gc = new GarbageCollector(blobStore, metadata, collection);
+    this.uploadPurger = new UploadPurger(blobStore, metadata);
   }
 
   close(): Promise<void> {
@@ -47,7 +63,8 @@ export async function openRegistry(config: Config): Promise<Registry> {
   const blobStore = new FilesystemBlobStore(root);
   await blobStore.init();
   const metadata = await openMetadataStore(config, root);
-  return new Registry(blobStore, metadata, repositoryRulesOf(config));
+  const collection = { graceMs: parseDuration(config.gc.grace), untagged: config.gc.untagged };
+  return new Registry(blobStore, metadata, repositoryRulesOf(config), collection);
 }
 
 export function repositoryRulesOf(config: Config): RepositoryRules {

@@ -113,7 +113,10 @@ export class UploadService {
       const blob = { digest, size };
       const limit = this.#quotas.limitFor(repository);
       if (limit !== undefined) await this.#refuseOverQuota(repository, id, blob, limit);
-      await this.#blobs.commitUpload(id, digest);
+      // Claimed first: a collection removing the same digest now finishes
+      // before the bytes land, or keeps them (MetadataStore.claimBlob).
+      await this.#metadata.claimBlob(blob);
+      await this.#commit(id, digest);
       const refusal = await this.#link(repository, blob, limit);
       await this.#metadata.deleteUpload(id);
       this.#hashes.delete(id);
@@ -133,14 +136,35 @@ export class UploadService {
    * in which case the caller opens an ordinary upload.
    */
   async mount(repository: string, digest: string, from?: string): Promise<BlobRecord | undefined> {
+    const limit = this.#quotas.limitFor(repository);
+    if (limit === undefined) return this.#mountChecked(repository, digest, from);
     const blob = from
       ? await this.#metadata.getLinkedBlob(from, digest)
       : await this.#metadata.findBlob(digest);
     if (!blob) return undefined;
     if ((await this.#blobs.stat(digest)) === undefined) return undefined;
-    const refusal = await this.#link(repository, blob, this.#quotas.limitFor(repository));
+    const refusal = await this.#link(repository, blob, limit);
     if (refusal) throw refusal;
     return blob;
+  }
+
+  /**
+   * The source is checked and the link made in one transaction, so that a
+   * collection removing the source's last link cannot slip in between.
+   */
+  async #mountChecked(repository: string, digest: string, from: string | undefined) {
+    if ((await this.#blobs.stat(digest)) === undefined) return undefined;
+    return this.#metadata.mountBlob(repository, digest, from);
+  }
+
+  /** A session purged or its repository deleted meanwhile leaves nothing to commit. */
+  async #commit(id: string, digest: string): Promise<void> {
+    try {
+      await this.#blobs.commitUpload(id, digest);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw unknownUpload(id);
+      throw error;
+    }
   }
 
   /**
