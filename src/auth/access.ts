@@ -55,25 +55,3 @@ export function parseScopes(values: readonly string[]): ResourceAccess[] {
 export function formatScope(access: ResourceAccess): string {
   return `${access.type}:${access.name}:${access.actions.join(',')}`;
 }
-
-/**
- * A repository pattern of a policy rule or a robot's scope: `*` matches
- * within one path component, `**` across components, anything else
- * literally. `team-a/*` matches `team-a/app`, `public/**` matches
- * `public/x/y`, and `**` alone matches every repository.
- */
-export function compileRepositoryPattern(pattern: string): RegExp {
-  let source = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const char = pattern[i] as string;
-    if (char === '*' && pattern[i + 1] === '*') {
-      source += '.*';
-      i++;
-    } else if (char === '*') {
-      source += '[^/]*';
-    } else {
-      source += char.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-    }
-  }
-  return new RegExp(`^${source}$`);
-}

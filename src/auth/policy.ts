@@ -1,6 +1,7 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { compileRepositoryPattern, repositoryActions, type RepositoryAction } from './access.js';
+import { compileRepositoryPattern, repositoryPatternProblem } from '../registry/patterns.js';
+import { repositoryActions, type RepositoryAction } from './access.js';
 
 /**
  * The access policy: who may pull, push and delete where. A YAML file
@@ -31,8 +32,14 @@ export class PolicyError extends Error {
   override name = 'PolicyError';
 }
 
+/** The grammar every repository pattern of Berth follows (src/registry/patterns.ts). */
+const repositoryPattern = z.string().superRefine((pattern, ctx) => {
+  const problem = repositoryPatternProblem(pattern);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `"${pattern}": ${problem}` });
+});
+
 const ruleSchema = z.strictObject({
-  repository: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  repository: z.union([repositoryPattern, z.array(repositoryPattern).min(1)]),
   users: z.array(z.string().min(1)).default([]),
   groups: z.array(z.string().min(1)).default([]),
   authenticated: z.boolean().default(false),

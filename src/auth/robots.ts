@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { MetadataStore, RobotRecord } from '../metadata/metadata-store.js';
+import { compileRepositoryPattern, repositoryPatternProblem } from '../registry/patterns.js';
 import {
-  compileRepositoryPattern,
   isRepositoryAction,
   parseScope,
   repositoryActions,
@@ -84,6 +84,7 @@ export function validateRobotScopes(scopes: readonly string[]): void {
     const catalog = scope?.type === 'registry' && scope.name === 'catalog';
     const repository =
       scope?.type === 'repository' &&
+      repositoryPatternProblem(scope.name) === undefined &&
       scope.actions.length > 0 &&
       scope.actions.every((action) => action === '*' || isRepositoryAction(action));
     if (!catalog && !repository) {
