@@ -2,6 +2,8 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
 import { runCertCommand } from './cert.js';
+import { runManifestCommand, runRepoCommand } from './delete.js';
+import { runGcCommand } from './gc.js';
 import { runRetentionCommand } from './retention.js';
 import { runRobotCommand } from './robots.js';
 import { serve } from './serve.js';
@@ -24,6 +26,11 @@ Commands:
   retention [--dry-run]   Remove tags and untagged manifests by the retention rules
   usage [REPOSITORY] [--json]
                           Bytes stored per repository, unique to it and shared
+  gc [--dry-run] [--grace DURATION]
+                          Remove what nothing references; safe beside berth serve
+  repo delete NAME        Delete a repository
+  manifest delete NAME:TAG|NAME@DIGEST [--referrers]
+                          Delete a tag, or a manifest and its tags (and referrers)
   version                 Print the version
 
 Configuration: a YAML file in the keys of Distribution's config.yml, with
@@ -51,6 +58,12 @@ async function main(argv: string[]): Promise<void> {
       return runRetentionCommand(rest).catch(toCommandError);
     case 'usage':
       return runUsageCommand(rest).catch(toCommandError);
+    case 'gc':
+      return runGcCommand(rest).catch(toCommandError);
+    case 'repo':
+      return runRepoCommand(rest).catch(toCommandError);
+    case 'manifest':
+      return runManifestCommand(rest).catch(toCommandError);
     case 'version':
     case '--version':
       console.log(version);
