@@ -28,19 +28,47 @@ export interface PlanOptions {
   isProtected: (tag: string) => boolean;
 }
 
+/**
+ * Tags that name a subject by digest, as clients without the referrers API
+ * attach signatures and SBOMs: cosign's `sha256-<hex>.sig`, and the OCI
+ * referrers tag schema's `sha256-<hex>` (distribution spec, "Referrers Tag
+ * Schema"). Such a tag belongs to its subject rather than to the
+ * repository's list of versions.
+ */
+const attachedTagPattern = /^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})(\..+)?$/;
+
+/** The subject digest an attached tag names, or undefined for an ordinary tag. */
+export function attachedSubject(tag: string): string | undefined {
+  const match = attachedTagPattern.exec(tag);
+  return match ? (match[1] as string).replace('-', ':') : undefined;
+}
+
+/**
+ * Ordinary tags go by the rule's tag conditions. Attached tags are never
+ * ranked nor aged: with `removeUntaggedAfterMs` they, and then what they
+ * point at, go once their subject is not in the repository after the run;
+ * otherwise they stay.
+ */
 export function planRetention(
   content: RepositoryContent,
   rule: RetentionRule,
   options: PlanOptions,
 ): RetentionPlan {
-  const tags = tagsToRemove(content.tags, rule, options);
+  const isAttached = (tag: TagRecord) =>
+    attachedSubject(tag.name) !== undefined && !options.isProtected(tag.name);
+  const ordinary = content.tags.filter((tag) => !isAttached(tag));
+  const attached = content.tags.filter(isAttached);
+  const tags = tagsToRemove(ordinary, rule, options);
+  if (rule.removeUntaggedAfterMs === undefined) return { tags, manifests: [] };
+
   const removed = new Set(tags);
-  const remaining = content.tags.filter((tag) => !removed.has(tag));
-  const manifests =
-    rule.removeUntaggedAfterMs === undefined
-      ? []
-      : manifestsToRemove(content.manifests, remaining, options.now - rule.removeUntaggedAfterMs);
-  return { tags, manifests };
+  const remaining = ordinary.filter((tag) => !removed.has(tag));
+  const pushedBefore = options.now - rule.removeUntaggedAfterMs;
+  const manifests = manifestsToRemove(content.manifests, remaining, attached, pushedBefore);
+  const present = new Set(content.manifests.map((node) => node.digest));
+  for (const node of manifests) present.delete(node.digest);
+  const orphans = attached.filter((tag) => !present.has(attachedSubject(tag.name) ?? ''));
+  return { tags: [...tags, ...orphans], manifests };
 }
 
 /**
@@ -69,8 +97,8 @@ function tagsToRemove(tags: TagRecord[], rule: RetentionRule, options: PlanOptio
  * Every manifest that nothing keeps. Kept are: tagged manifests, those
  * pushed at or after `pushedBefore`, and, from those, everything they need
  * or that needs them: the children an index lists, and the referrers whose
- * subject is kept. The rest goes, untagged referrers of a removed subject
- * included.
+ * subject is kept, named by their `subject` or by an attached tag. The rest
+ * goes, referrers of a removed subject included.
  *
  * Limitation: a manifest's age is counted from when it was pushed, not from
  * when it lost its last tag (the store keeps no such time): a manifest
@@ -80,14 +108,15 @@ function tagsToRemove(tags: TagRecord[], rule: RetentionRule, options: PlanOptio
 function manifestsToRemove(
   manifests: ManifestNode[],
   tags: TagRecord[],
+  attached: TagRecord[],
   pushedBefore: number,
 ): ManifestNode[] {
   const byDigest = new Map(manifests.map((node) => [node.digest, node]));
-  const referrers = new Map<string, ManifestNode[]>();
-  for (const node of manifests) {
-    if (node.subject === null) continue;
-    referrers.set(node.subject, [...(referrers.get(node.subject) ?? []), node]);
-  }
+  const referrers = new Map<string, string[]>();
+  const attach = (subject: string, digest: string) =>
+    referrers.set(subject, [...(referrers.get(subject) ?? []), digest]);
+  for (const node of manifests) if (node.subject !== null) attach(node.subject, node.digest);
+  for (const tag of attached) attach(attachedSubject(tag.name) ?? '', tag.digest);
 
   const kept = new Set<string>();
   const pending = [
@@ -98,7 +127,7 @@ function manifestsToRemove(
     if (kept.has(digest)) continue;
     kept.add(digest);
     pending.push(...(byDigest.get(digest)?.children ?? []));
-    pending.push(...(referrers.get(digest) ?? []).map((node) => node.digest));
+    pending.push(...(referrers.get(digest) ?? []));
   }
   return deletionOrder(manifests.filter((node) => !kept.has(node.digest)));
 }

@@ -220,6 +220,22 @@ describe('retention', () => {
     assert.deepEqual(referrers.json<{ manifests: unknown[] }>().manifests, []);
   });
 
+  it('retention: a cosign-style signature tag stays with its image and goes with it', async () => {
+    const image = await pushImage('cosign/app', 'v1');
+    const sigTag = `${image.digest.replace(':', '-')}.sig`;
+    const signature = await pushImage('cosign/app', sigTag);
+    await sleep(3);
+    await pushImage('cosign/app', 'v2');
+    const rules = [{ repositories: 'cosign/**', keeplatest: 1, removeuntaggedafter: '1h' }];
+
+    await retention(rules).run();
+    assert.deepEqual(await tagsOf('cosign/app'), [sigTag, 'v2']);
+    await retention(rules).run({ now: later() });
+    assert.deepEqual(await tagsOf('cosign/app'), ['v2']);
+    assert.equal(await exists('cosign/app', image), false);
+    assert.equal(await exists('cosign/app', signature), false);
+  });
+
   it('retention: a dry run reports what a run removes and changes nothing', async () => {
     await pushTags('dry/app', ['a', 'b', 'c']);
     const untagged = await pushImage('dry/app');

@@ -180,3 +180,53 @@ test('retention plan: without removeuntaggedafter no manifest goes', () => {
   const content: RepositoryContent = { tags: [], manifests: [node('old', 1000)] };
   assert.deepEqual(plan(content, rule({ keepLatest: 0 })).manifests, []);
 });
+
+const subjectHex = 'a'.repeat(64);
+const subject = `sha256:${subjectHex}`;
+
+test('retention plan: attached tags (sha256-<hex>.sig) are neither ranked nor aged', () => {
+  const content: RepositoryContent = {
+    tags: [
+      tag('v1', subject, 100),
+      tag(`sha256-${subjectHex}.sig`, 'sig', 200),
+      tag(`sha256-${subjectHex}`, 'referrers-index', 300),
+    ],
+    manifests: [node(subject, 100), node('sig', 200), node('referrers-index', 300)],
+  };
+  assert.deepEqual(plan(content, rule({ keepLatest: 1, removeTagsOlderThanMs: HOUR })), {
+    tags: [],
+    manifests: [],
+  });
+});
+
+test('retention plan: attached tags go, then what they point at, once the subject goes', () => {
+  const content: RepositoryContent = {
+    tags: [
+      tag('v1', subject, 100),
+      tag('v2', 'other', 1),
+      tag(`sha256-${subjectHex}.sig`, 'sig', 100),
+    ],
+    manifests: [node(subject, 100), node('other', 1), node('sig', 100)],
+  };
+  const both = rule({ keepLatest: 1, removeUntaggedAfterMs: 24 * HOUR });
+  assert.deepEqual(plan(content, both), {
+    tags: ['v1', `sha256-${subjectHex}.sig`],
+    manifests: ['sig', subject].sort(),
+  });
+  assert.deepEqual(
+    plan(content, rule({ keepLatest: 1 })).tags,
+    ['v1'],
+    'without the untagged rule',
+  );
+});
+
+test('retention plan: an attached tag whose subject is kept keeps its manifest', () => {
+  const content: RepositoryContent = {
+    tags: [tag('v1', subject, 100), tag(`sha256-${subjectHex}.att`, 'att', 100)],
+    manifests: [node(subject, 100), node('att', 100)],
+  };
+  assert.deepEqual(plan(content, rule({ removeUntaggedAfterMs: HOUR })), {
+    tags: [],
+    manifests: [],
+  });
+});
