@@ -8,6 +8,10 @@ import bcrypt from 'bcryptjs';
  * `name:hash` line per user, bcrypt hashes only (`$2y$`, `$2a$`, `$2b$`,
  * what `htpasswd -B` writes). Berth writes `$2y$` hashes, which Apache's
  * tools read too, and keeps every other line as it was.
+ *
+ * Limitation: the accounts are a file on each machine, as in Distribution.
+ * Instances on several machines need the file copied to each (robot
+ * tokens, kept in the metadata store, need nothing of the kind).
  */
 
 /** bcrypt's work factor for new passwords: about 50 ms per check in pure JavaScript. */

@@ -16,6 +16,11 @@ import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
  * key. Several processes may start at once: each writes a candidate to a
  * temporary file and hard-links it to the final name, which succeeds for
  * exactly one of them; the others read the winner's key.
+ *
+ * Limitation: the key is a file, not a row of the metadata store. Instances
+ * on several machines must be given the same file (`auth.tokenservice.
+ * signingkey`), or each signs with its own key and refuses the others'
+ * tokens. There is no rotation: a new key voids every token in circulation.
  */
 
 export interface SigningKey {

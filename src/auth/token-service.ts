@@ -10,6 +10,12 @@ import type { SigningKey } from './signing-key.js';
  * refresh tokens (what docker keeps as its "identity token" after
  * `docker login`), which name the subject and a fingerprint of their
  * password, so that a new password or a removed account voids them.
+ *
+ * Limitation: an access token is good until it expires (`expiration`, 5
+ * minutes by default) even when the account is removed or the policy
+ * changes meanwhile; and one refresh token cannot be revoked alone, only
+ * all of an account's at once, by a new password or removing the account
+ * (or, for a robot, revoking it).
  */
 
 export interface TokenServiceOptions {

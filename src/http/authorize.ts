@@ -109,6 +109,15 @@ export async function authenticateRequest(
   throw unauthorized(ctx, auth.challenge, undefined, error);
 }
 
+/**
+ * `GET /v2/` asks for a login: clients read its 401 to learn how to log in,
+ * and `docker login` takes a 200 there as success without checking.
+ *
+ * Limitation: with Basic authentication only, docker stops at that 401 when
+ * it has no credentials ("no basic auth credentials"), so anonymous pulls
+ * the policy allows work for curl and skopeo but not for docker; with
+ * `auth.tokenservice` docker fetches an anonymous token and pulls.
+ */
 function isAllowed(caller: Caller, needed: NeededAccess): boolean {
   if (needed.kind === 'login') return caller.kind !== 'anonymous';
   if (needed.kind === 'catalog') return caller.mayListCatalog;

@@ -98,7 +98,7 @@ test(
 );
 
 test(
-  'auth docker: token login keeps an identity token; a user without the permission is denied',
+  'auth docker: token login keeps an identity token; anonymous tokens pull; others are denied',
   { skip, timeout },
   async () => {
     await withAuthRegistry({ tokenService: true }, async (registry) => {
@@ -112,8 +112,12 @@ test(
       };
       assert.ok(config.auths[registry.host]?.identitytoken, 'docker keeps the refresh token');
       await pushAndPull(reference);
+      const open = `${registry.host}/public/open:1`;
+      await pushAndPull(open);
 
       await daemon.docker(['logout', registry.host]);
+      await daemon.docker(['image', 'rm', open]);
+      await daemon.docker(['pull', open]);
       const bob = await login(registry.host, 'bob', testUsers.bob);
       assert.equal(bob.code, 0, bob.stderr);
       await daemon.docker(['image', 'rm', reference]);
