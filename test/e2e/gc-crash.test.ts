@@ -1,0 +1,300 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+import { blobFiles, pullCompletely, pushMultiArch, pushReferrer } from '../support/gc-helpers.js';
+import { pushBlob, pushImage, putManifest, request, sha256 } from '../support/oci-client.js';
+import {
+  createWorkDirectory,
+  findFreePort,
+  RegistryProcess,
+  removeWorkDirectory,
+  sleep,
+  spawnLongLived,
+} from '../support/registry-process.js';
+
+/**
+ * Crash safety of garbage collection (DESIGN.md, invariant 5): a real
+ * `berth serve` is killed with SIGKILL in the middle of a collection, while
+ * images are being pushed and a chunked upload streams in, then started
+ * again on the same data. It must serve every complete image, show nothing
+ * half-deleted, let the interrupted upload resume, and a collection run to
+ * the end must then leave exactly what the tags reach.
+ */
+
+const berthMain = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const graceMs = 1000;
+const garbageBlobs = 2500;
+
+let workDir: string | undefined;
+after(async () => {
+  if (workDir !== undefined) await removeWorkDirectory(workDir);
+});
+
+interface Started {
+  registry: RegistryProcess;
+  child: ChildProcess;
+  log: string[];
+}
+
+/** `berth serve` on the work directory's data, one process, no scheduled maintenance. */
+async function startBerth(dir: string): Promise<Started> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await findFreePort();
+    const log: string[] = [];
+    const env: NodeJS.ProcessEnv = {
+      ...Object.fromEntries(
+        Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')),
+      ),
+      REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(dir, 'data'),
+      REGISTRY_LOG_LEVEL: 'info',
+      REGISTRY_SERVER_WORKERS: '1',
+      REGISTRY_GC_ENABLED: 'false',
+      REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED: 'false',
+    };
+    const child = spawnLongLived(process.execPath, [berthMain, 'serve'], env, log);
+    const registry = new RegistryProcess('berth', port, dir, child, log);
+    try {
+      await registry.waitUntilReady();
+      return { registry, child, log };
+    } catch (error) {
+      child.kill('SIGKILL');
+      if (attempt >= 3 || !/EADDRINUSE/.test(String(error))) throw error;
+    }
+  }
+}
+
+async function killHard(child: ChildProcess): Promise<void> {
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/** A PATCH whose body trickles in until the server goes away; resolves with what was sent. */
+function trickleUpload(url: string, bytes: Buffer): Promise<number> {
+  return new Promise((resolve) => {
+    const target = new URL(url);
+    const req = httpRequest({
+      hostname: target.hostname,
+      port: target.port,
+      path: target.pathname,
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/octet-stream' },
+    });
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (sent >= bytes.length / 2) return;
+      req.write(bytes.subarray(sent, sent + 64 * 1024));
+      sent += 64 * 1024;
+    }, 20);
+    req.on('error', () => {
+      clearInterval(timer);
+      resolve(sent);
+    });
+    req.on('response', (res) => res.resume());
+  });
+}
+
+test(
+  'gc crash: SIGKILL in the middle of a collection and of pushes leaves a registry that serves every complete image',
+  { timeout: 240_000 },
+  async (t) => {
+    workDir = await createWorkDirectory('gc-crash');
+    const first = await startBerth(workDir);
+    const base = first.registry.url;
+
+    // What must survive: tagged images, a multi-arch index, a signature.
+    await pushImage(base, 'crash/keep', 'v1');
+    await pushImage(base, 'crash/keep', 'v2');
+    const index = await pushMultiArch(base, 'crash/keep', 'multi');
+    const signature = await pushReferrer(base, 'crash/keep', {
+      ...index,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+    });
+
+    // Garbage: many unreferenced blobs, untagged multi-arch indexes.
+    const junk = Array.from({ length: garbageBlobs }, () => randomBytes(256));
+    for (let start = 0; start < junk.length; start += 32) {
+      await Promise.all(
+        junk.slice(start, start + 32).map((bytes) => pushBlob(base, 'crash/junk', bytes)),
+      );
+    }
+    const untagged = [];
+    for (let i = 0; i < 5; i++) {
+      untagged.push(await pushMultiArch(base, 'crash/old', `old-${i}`));
+      await request(`${base}/v2/crash/old/manifests/old-${i}`, { method: 'DELETE' });
+    }
+    await sleep(graceMs + 100);
+
+    // In flight at the kill: a chunked upload, and a loop of image pushes.
+    const bigBlob = randomBytes(8 * 1024 * 1024);
+    const session = await request(`${base}/v2/crash/resumed/blobs/uploads/`, { method: 'POST' });
+    const sessionPath = session.headers.get('location') ?? '';
+    const trickle = trickleUpload(`${base}${sessionPath}`, bigBlob);
+    const pushed: string[] = [];
+    let pushing = true;
+    const failures: string[] = [];
+    const pushLoop = (async () => {
+      for (let n = 0; pushing; n++) {
+        try {
+          await pushImage(base, 'crash/live', `n${n}`);
+          pushed.push(`n${n}`);
+        } catch (error) {
+          if (pushing) failures.push(String(error));
+          return;
+        }
+      }
+    })();
+    while (pushed.length < 3) await sleep(10);
+
+    const collection = request(`${base}/admin/v1/gc?grace=1s&untagged=true`, {
+      method: 'POST',
+    }).catch(() => undefined);
+    const deadline = Date.now() + 30_000;
+    while (!first.log.join('').includes('"kind":"blob"') && Date.now() < deadline) await sleep(5);
+    await killHard(first.child);
+    pushing = false;
+    await Promise.all([collection, pushLoop, trickle]);
+    const logBefore = first.log.join('');
+    assert.match(logBefore, /"msg":"gc removed"/, 'the collection had started removing');
+    assert.doesNotMatch(
+      logBefore,
+      /"msg":"gc finished"/,
+      'the kill came before the collection ended',
+    );
+    assert.deepEqual(failures, [], 'no push failed before the kill');
+    t.diagnostic(
+      `killed after ${(logBefore.match(/"msg":"gc removed"/g) ?? []).length} removals, ${pushed.length} pushes`,
+    );
+
+    const second = await startBerth(workDir);
+    try {
+      await verifyAfterRestart(second.registry.url, { index, signature, untagged, junk, pushed });
+      await resumeUpload(second.registry.url, sessionPath, bigBlob);
+      await sleep(graceMs + 100);
+      const finished = await request(`${second.registry.url}/admin/v1/gc?grace=1s&untagged=true`, {
+        method: 'POST',
+      });
+      assert.equal(finished.status, 200, finished.body.toString());
+      await verifyOnlyReachableLeft(second.registry, pushed);
+    } finally {
+      await killHard(second.child);
+    }
+  },
+);
+
+async function verifyAfterRestart(
+  base: string,
+  state: {
+    index: { digest: string };
+    signature: { digest: string };
+    untagged: { digest: string; children: { digest: string }[] }[];
+    junk: Buffer[];
+    pushed: string[];
+  },
+) {
+  for (const tag of ['v1', 'v2', 'multi']) await pullCompletely(base, 'crash/keep', tag);
+  await pullCompletely(base, 'crash/keep', state.signature.digest);
+  for (const tag of state.pushed) await pullCompletely(base, 'crash/live', tag);
+
+  // Half-deleted content must never be visible: what answers must be whole.
+  for (const old of state.untagged) {
+    const reply = await request(`${base}/v2/crash/old/manifests/${old.digest}`, { method: 'HEAD' });
+    if (reply.status === 200) await pullCompletely(base, 'crash/old', old.digest);
+    else assert.equal(reply.status, 404);
+  }
+  for (const bytes of state.junk) {
+    const digest = sha256(bytes);
+    const head = await request(`${base}/v2/crash/junk/blobs/${digest}`, { method: 'HEAD' });
+    if (head.status !== 200) {
+      assert.equal(head.status, 404);
+      continue;
+    }
+    const got = await request(`${base}/v2/crash/junk/blobs/${digest}`);
+    assert.equal(got.status, 200, `blob ${digest} is linked but its bytes are gone`);
+    assert.equal(sha256(got.body), digest);
+  }
+}
+
+/** Asks where the upload stands, sends the rest, commits it, and pushes an image of it. */
+async function resumeUpload(base: string, sessionPath: string, bytes: Buffer) {
+  const status = await request(`${base}${sessionPath}`);
+  assert.equal(status.status, 204, 'the interrupted session survives the crash');
+  const received = Number((status.headers.get('range') ?? '0-0').split('-')[1]) + 1;
+  const offset = received > 1 ? received : 0;
+  const rest = await request(`${base}${sessionPath}?digest=${sha256(bytes)}`, {
+    method: 'PUT',
+    body: bytes.subarray(offset),
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      'Content-Range': `${offset}-${bytes.length - 1}`,
+    },
+  });
+  assert.equal(rest.status, 201, rest.body.toString());
+
+  const config = Buffer.from('{"os":"linux","architecture":"amd64"}');
+  await pushBlob(base, 'crash/resumed', config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: sha256(config),
+        size: config.length,
+      },
+      layers: [
+        {
+          mediaType: 'application/vnd.oci.image.layer.v1.tar',
+          digest: sha256(bytes),
+          size: bytes.length,
+        },
+      ],
+    }),
+  );
+  const reply = await putManifest(
+    base,
+    'crash/resumed',
+    'v1',
+    manifest,
+    'application/vnd.oci.image.manifest.v1+json',
+  );
+  assert.equal(reply.status, 201, reply.body.toString());
+  await pullCompletely(base, 'crash/resumed', 'v1');
+}
+
+/** After a complete collection the blob store holds what the tags reach, nothing else. */
+async function verifyOnlyReachableLeft(registry: RegistryProcess, pushed: string[]) {
+  const reachable = new Set<string>();
+  const walk = async (name: string, reference: string) => {
+    const reply = await request(`${registry.url}/v2/${name}/manifests/${reference}`, {
+      headers: {
+        Accept:
+          'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json',
+      },
+    });
+    assert.equal(reply.status, 200);
+    reachable.add(sha256(reply.body));
+    const doc = reply.json<{
+      manifests?: { digest: string }[];
+      config?: { digest: string };
+      layers?: { digest: string }[];
+    }>();
+    for (const child of doc.manifests ?? []) await walk(name, child.digest);
+    if (doc.config) reachable.add(doc.config.digest);
+    for (const layer of doc.layers ?? []) reachable.add(layer.digest);
+    const referrers = await request(`${registry.url}/v2/${name}/referrers/${sha256(reply.body)}`);
+    for (const referrer of referrers.json<{ manifests: { digest: string }[] }>().manifests) {
+      await walk(name, referrer.digest);
+    }
+  };
+  for (const tag of ['v1', 'v2', 'multi']) await walk('crash/keep', tag);
+  for (const tag of pushed) await walk('crash/live', tag);
+  await walk('crash/resumed', 'v1');
+  assert.deepEqual(await blobFiles(registry.dataDir), [...reachable].sort());
+}
