@@ -124,7 +124,7 @@ function isAllowed(caller: Caller, needed: NeededAccess): boolean {
   return caller.actionsOn(needed.name).has(needed.action);
 }
 
-/** `Basic` or `Bearer` credentials; undefined when there are none. */
+/** `Basic` or `Bearer` credentials; undefined when there are none (or they are empty). */
 export function parseAuthorization(
   header: string | undefined,
 ): Credentials | undefined | 'malformed' {
@@ -138,6 +138,8 @@ export function parseAuthorization(
   const decoded = Buffer.from(value, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) return 'malformed';
+  // Empty credentials are how skopeo and podman ask anonymously after a Basic challenge.
+  if (decoded === ':') return undefined;
   return { scheme: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 

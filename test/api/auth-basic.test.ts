@@ -109,6 +109,12 @@ describe('auth basic: authorization by the policy', () => {
     assert.equal(denied.headers.get('www-authenticate'), 'Basic realm="Berth test"');
   });
 
+  test('auth basic: empty Basic credentials, as skopeo sends them, count as anonymous', async () => {
+    const empty = { Authorization: `Basic ${Buffer.from(':').toString('base64')}` };
+    assert.equal((await get('/v2/public/base/manifests/v1', empty)).status, 200);
+    assert.equal((await get('/v2/team-a/app/manifests/v1', empty)).status, 401);
+  });
+
   test('auth basic: anonymous push to an anonymous pull pattern answers 401', async () => {
     const reply = await request(`${server.url}/v2/public/base/blobs/uploads/`, { method: 'POST' });
     assert.equal(reply.status, 401);

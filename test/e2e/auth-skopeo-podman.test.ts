@@ -74,7 +74,7 @@ async function layout(name: string) {
 const alice = `alice:${testUsers.alice}`;
 
 test(
-  'auth skopeo: --creds copies in and out; wrong or missing credentials are refused',
+  'auth skopeo: --creds copies in and out; wrong or missing credentials are refused, public images need none',
   { skip, timeout },
   async () => {
     const image = await layout('creds');
@@ -117,6 +117,24 @@ test(
       remote,
     ]);
     assert.notEqual(anonymous.code, 0);
+    const open = `docker://${plain.host}/public/skopeo:1`;
+    const published = await skopeo([
+      'copy',
+      ...noTls,
+      '--dest-creds',
+      alice,
+      image.reference,
+      open,
+    ]);
+    assert.equal(published.code, 0, published.stderr);
+    const anonymousPublic = await skopeo([
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      '--no-creds',
+      open,
+    ]);
+    assert.equal(anonymousPublic.code, 0, anonymousPublic.stderr);
     const bob = await skopeo([
       'inspect',
       '--raw',
