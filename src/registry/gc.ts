@@ -34,6 +34,13 @@ import { Lease } from './lease.js';
  * whose subject is one of its own children) are never removed as untagged:
  * each still holds the other. A dry run lists them; a run keeps them.
  * Pushing such a cycle takes a deliberate effort.
+ *
+ * Limitation: pushing a manifest that exists already keeps its push time
+ * (MetadataStore.putManifest), so an untagged, unreferenced manifest older
+ * than the grace window, pushed again by digest just before the index that
+ * lists it, may be removed in between: the index push then fails with
+ * MANIFEST_BLOB_UNKNOWN and succeeds when retried. Blobs have no such gap:
+ * a client's HEAD refreshes them (blobs.ts).
  */
 
 /** The configuration's settings (`gc`), for runs that do not name their own. */
