@@ -176,6 +176,24 @@ test('config: a delete.enabled that is not a boolean is refused, naming it', asy
   await rejectsNaming(loadConfig(undefined, env), '"storage.delete.enabled"');
 });
 
+test('config: gc defaults, REGISTRY_GC_ variables, and a zero interval refused', async () => {
+  const defaults = await loadConfig(undefined, {});
+  assert.deepEqual(defaults.gc, {
+    enabled: true,
+    interval: '24h',
+    grace: '1h',
+    untagged: false,
+    dryrun: false,
+  });
+  const env = { REGISTRY_GC_GRACE: '0s', REGISTRY_GC_UNTAGGED: 'true' };
+  const fromEnv = await loadConfig(undefined, env);
+  assert.deepEqual([fromEnv.gc.grace, fromEnv.gc.untagged], ['0s', true]);
+  await rejectsNaming(loadFile('gc:\n  interval: 0s\n'), '"gc.interval"', 'more than 0s');
+  await rejectsNaming(loadFile('gc:\n  graec: 1h\n'), '"gc.graec"');
+  const purging = 'storage:\n  maintenance:\n    uploadpurging:\n      interval: 0m\n';
+  await rejectsNaming(loadFile(purging), '"storage.maintenance.uploadpurging.interval"');
+});
+
 test('config: a manifest limit below 4 KiB is refused, naming it', async () => {
   await rejectsNaming(loadFile('limits:\n  manifestbytes: 100\n'), '"limits.manifestbytes"');
 });
