@@ -142,10 +142,13 @@ function describeBlobs(storeTest: StoreTest) {
   storeTest('metadata: a linked blob is found in its repository only', async (store) => {
     await store.linkBlob('app', { digest: digestOf('layer'), size: 42 });
     const linked = await store.getLinkedBlob('app', digestOf('layer'));
-    assert.deepEqual({ digest: linked?.digest, size: linked?.size }, {
-      digest: digestOf('layer'),
-      size: 42,
-    });
+    assert.deepEqual(
+      { digest: linked?.digest, size: linked?.size },
+      {
+        digest: digestOf('layer'),
+        size: 42,
+      },
+    );
     assert.equal(await store.getLinkedBlob('other', digestOf('layer')), undefined);
     assert.equal(await store.getLinkedBlob('app', digestOf('unknown')), undefined);
   });
