@@ -148,6 +148,7 @@ export class AccessControl {
       scheme: 'none',
       actionsOn,
       mayListCatalog: policy.allowsAnonymous(),
+      isAdmin: false,
       catalogFilter: () => Promise.resolve(canPull(actionsOn)),
     };
   }
@@ -178,6 +179,7 @@ export class AccessControl {
       scheme: 'basic',
       actionsOn,
       mayListCatalog: true,
+      isAdmin: policy.isAdmin(user),
       catalogFilter: () => Promise.resolve(canPull(actionsOn)),
     };
   }
@@ -227,6 +229,7 @@ function robotCaller(robot: RobotRecord): Caller {
     scheme: 'basic',
     actionsOn,
     mayListCatalog: robotMayListCatalog(robot),
+    isAdmin: false,
     catalogFilter: () => Promise.resolve(canPull(actionsOn)),
   };
 }

@@ -21,6 +21,8 @@ export interface Caller {
   /** The actions the caller has on a repository. */
   actionsOn(repository: string): ReadonlySet<RepositoryAction>;
   mayListCatalog: boolean;
+  /** An administrator of the policy: may use `/admin/v1/`. */
+  isAdmin: boolean;
   /** Which repositories the caller's catalog shows: those they may pull. */
   catalogFilter(): Promise<(repository: string) => boolean>;
 }
@@ -91,6 +93,7 @@ export function callerFromAccess(
         entry.name === catalogAccess.name &&
         entry.actions.includes('*'),
     ),
+    isAdmin: false,
     catalogFilter,
   };
 }

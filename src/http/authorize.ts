@@ -25,6 +25,8 @@ import type { Route } from './router.js';
 export type NeededAccess =
   | { kind: 'login' }
   | { kind: 'catalog' }
+  /** The administrative endpoints, `/admin/v1/`: the policy's administrators. */
+  | { kind: 'admin' }
   | { kind: 'repository'; name: string; action: RepositoryAction };
 
 /** The access a request needs: the one table of route and method to action. */
@@ -34,6 +36,8 @@ export function neededAccess(route: Route, method: string | undefined): NeededAc
       return undefined;
     case 'base':
       return { kind: 'login' };
+    case 'admin':
+      return { kind: 'admin' };
     case 'catalog':
       return { kind: 'catalog' };
     case 'usage':
@@ -121,6 +125,7 @@ export async function authenticateRequest(
 function isAllowed(caller: Caller, needed: NeededAccess): boolean {
   if (needed.kind === 'login') return caller.kind !== 'anonymous';
   if (needed.kind === 'catalog') return caller.mayListCatalog;
+  if (needed.kind === 'admin') return caller.isAdmin;
   return caller.actionsOn(needed.name).has(needed.action);
 }
 
@@ -195,7 +200,7 @@ export function tokenEndpointOf(ctx: RequestContext): string {
 
 /** Pushes ask for `pull,push`, as Distribution's challenges do: clients reuse the token. */
 function scopeOf(needed: NeededAccess): string | undefined {
-  if (needed.kind === 'login') return undefined;
+  if (needed.kind === 'login' || needed.kind === 'admin') return undefined;
   if (needed.kind === 'catalog') return formatScope(catalogAccess);
   const actions = needed.action === 'push' ? ['pull', 'push'] : [needed.action];
   return formatScope({ type: 'repository', name: needed.name, actions });
@@ -206,7 +211,7 @@ function quote(value: string): string {
 }
 
 function detailOf(needed: NeededAccess) {
-  if (needed.kind === 'login') return null;
+  if (needed.kind === 'login' || needed.kind === 'admin') return null;
   if (needed.kind === 'catalog') return [{ Type: 'registry', Name: 'catalog', Action: '*' }];
   return [{ Type: 'repository', Name: needed.name, Action: needed.action }];
 }

@@ -161,6 +161,25 @@ describe('auth basic: authorization by the policy', () => {
   });
 });
 
+describe('auth basic: administrators', () => {
+  test('auth basic: /admin/v1/ is for the policy administrators only', async () => {
+    const gc = (headers: Record<string, string>) =>
+      request(`${server.url}/admin/v1/gc?dryRun=true`, { method: 'POST', headers });
+    assert.equal((await gc({})).status, 401);
+    const denied = await gc(alice);
+    assert.equal(denied.status, 403);
+    assert.equal(errorCode(denied), 'DENIED');
+    assert.equal((await gc(root)).status, 200);
+  });
+
+  test('auth basic: an administrator deletes a whole repository', async () => {
+    await pushImage(server.url, 'team-a/doomed', 'v1', {}, undefined, root);
+    const path = `${server.url}/admin/v1/repositories/team-a/doomed`;
+    assert.equal((await request(path, { method: 'DELETE', headers: alice })).status, 403);
+    assert.equal((await request(path, { method: 'DELETE', headers: root })).status, 200);
+  });
+});
+
 describe('auth basic: catalog', () => {
   async function catalog(headers: Record<string, string> = {}, query = '') {
     const reply = await get(`/v2/_catalog${query}`, headers);

@@ -104,6 +104,7 @@ describe('auth units: grants', () => {
     scheme: 'basic',
     actionsOn: (repository) => new Set(repository === 'a' ? (['pull'] as const) : []),
     mayListCatalog: false,
+    isAdmin: false,
     catalogFilter: () => Promise.resolve(() => true),
   };
 

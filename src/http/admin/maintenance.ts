@@ -26,17 +26,14 @@ export async function handleAdmin(ctx: RequestContext, route: AdminRoute): Promi
 }
 
 /**
- * Limitation: access control has no administrator role yet. While it is
- * on (`auth`), these endpoints answer 403 DENIED to everyone, and the
- * `berth` command on the registry's machine does the same work. Without
- * access control anyone may call them, as anyone may delete through `/v2/`.
+ * Under access control (`auth`), the policy's administrators only
+ * (`admins`; every user when there is no policy file): authorize.ts lets
+ * no one else reach here, and this is the second guard. Without access
+ * control anyone may call them, as anyone may delete through `/v2/`.
  */
 function requireAdministrator(ctx: RequestContext): void {
-  if (!ctx.options.auth) return;
-  throw new RegistryError(
-    'DENIED',
-    'Administrative endpoints are not available under access control yet: use the berth command',
-  );
+  if (!ctx.options.auth || ctx.caller?.isAdmin === true) return;
+  throw new RegistryError('DENIED', "Administrative endpoints are for the policy's administrators");
 }
 
 /** `DELETE /admin/v1/repositories/<name>`; `?referrers=true` is implied: every manifest goes. */
