@@ -65,8 +65,8 @@ function withKept(rules: CollectionRules): RawBuilder<unknown> {
   return simulatesUntagged(rules) ? sql`with recursive ${keptManifests(rules.before)}` : none;
 }
 
-/** `and` the manifest `alias` (columns repository_id, manifest_digest) survives. */
-function referrerSurvives(rules: CollectionRules, alias: string): RawBuilder<unknown> {
+/** `and` the manifest that holds the reference `alias` (a manifest_references row) survives. */
+function holderSurvives(rules: CollectionRules, alias: string): RawBuilder<unknown> {
   if (!simulatesUntagged(rules)) return none;
   return sql`and exists (select 1 from kept k
     where k.repository_id = ${sql.ref(`${alias}.repository_id`)}
@@ -220,7 +220,7 @@ export async function findCollectableLinks(
       where ${afterKey('rb', cursor)} and rb.created_at < ${rules.before}
         and not exists (select 1 from manifest_references mr
           where mr.repository_id = rb.repository_id and mr.digest = rb.digest
-            and mr.kind = 'blob' ${referrerSurvives(rules, 'mr')})
+            and mr.kind = 'blob' ${holderSurvives(rules, 'mr')})
       order by rb.repository_id, rb.digest
       limit ${limit}`.execute(db);
   return pageOf(rows, limit, (row) => ({ repository: row.name, digest: row.digest }));
@@ -254,7 +254,7 @@ function linkSurvives(rules: CollectionRules): RawBuilder<unknown> {
   if (!rules.dryRun) return none;
   return sql`and (rb.created_at >= ${rules.before} or exists (select 1 from manifest_references l
     where l.repository_id = rb.repository_id and l.digest = rb.digest and l.kind = 'blob'
-      ${referrerSurvives(rules, 'l')}))`;
+      ${holderSurvives(rules, 'l')}))`;
 }
 
 function manifestSurvives(rules: CollectionRules): RawBuilder<unknown> {
@@ -269,7 +269,7 @@ function blobIsUnheld(rules: CollectionRules): RawBuilder<unknown> {
     and not exists (select 1 from repository_blobs rb
       where rb.digest = b.digest ${linkSurvives(rules)})
     and not exists (select 1 from manifest_references mr
-      where mr.digest = b.digest ${referrerSurvives(rules, 'mr')})
+      where mr.digest = b.digest ${holderSurvives(rules, 'mr')})
     and not exists (select 1 from manifests m
       where m.digest = b.digest ${manifestSurvives(rules)})`;
 }
