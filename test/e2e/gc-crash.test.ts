@@ -6,7 +6,13 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
-import { blobFiles, pullCompletely, pushMultiArch, pushReferrer } from '../support/gc-helpers.js';
+import {
+  addReachable,
+  blobFiles,
+  pullCompletely,
+  pushMultiArch,
+  pushReferrer,
+} from '../support/gc-helpers.js';
 import { pushBlob, pushImage, putManifest, request, sha256 } from '../support/oci-client.js';
 import {
   createWorkDirectory,
@@ -271,30 +277,11 @@ async function resumeUpload(base: string, sessionPath: string, bytes: Buffer) {
 /** After a complete collection the blob store holds what the tags reach, nothing else. */
 async function verifyOnlyReachableLeft(registry: RegistryProcess, pushed: string[]) {
   const reachable = new Set<string>();
-  const walk = async (name: string, reference: string) => {
-    const reply = await request(`${registry.url}/v2/${name}/manifests/${reference}`, {
-      headers: {
-        Accept:
-          'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json',
-      },
-    });
-    assert.equal(reply.status, 200);
-    reachable.add(sha256(reply.body));
-    const doc = reply.json<{
-      manifests?: { digest: string }[];
-      config?: { digest: string };
-      layers?: { digest: string }[];
-    }>();
-    for (const child of doc.manifests ?? []) await walk(name, child.digest);
-    if (doc.config) reachable.add(doc.config.digest);
-    for (const layer of doc.layers ?? []) reachable.add(layer.digest);
-    const referrers = await request(`${registry.url}/v2/${name}/referrers/${sha256(reply.body)}`);
-    for (const referrer of referrers.json<{ manifests: { digest: string }[] }>().manifests) {
-      await walk(name, referrer.digest);
-    }
-  };
-  for (const tag of ['v1', 'v2', 'multi']) await walk('crash/keep', tag);
-  for (const tag of pushed) await walk('crash/live', tag);
-  await walk('crash/resumed', 'v1');
+  const tags = [
+    ...['v1', 'v2', 'multi'].map((tag) => ['crash/keep', tag] as const),
+    ...pushed.map((tag) => ['crash/live', tag] as const),
+    ['crash/resumed', 'v1'] as const,
+  ];
+  for (const [name, tag] of tags) await addReachable(registry.url, name, tag, reachable);
   assert.deepEqual(await blobFiles(registry.dataDir), [...reachable].sort());
 }

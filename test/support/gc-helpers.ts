@@ -112,6 +112,41 @@ export async function pullCompletely(base: string, name: string, reference: stri
   }
 }
 
+interface Document {
+  manifests?: Descriptor[];
+  config?: Descriptor;
+  layers?: Descriptor[];
+}
+
+/**
+ * Adds to `reachable` every digest a reference reaches, as garbage
+ * collection must keep it: the manifest, an index's children, an image's
+ * config and layers, and every referrer of each manifest, recursively.
+ */
+export async function addReachable(
+  base: string,
+  name: string,
+  reference: string,
+  reachable: Set<string>,
+): Promise<void> {
+  const reply = await request(`${base}/v2/${name}/manifests/${reference}`, {
+    headers: { Accept: acceptAll },
+  });
+  assert.equal(reply.status, 200, `GET ${name}:${reference}`);
+  const digest = sha256(reply.body);
+  reachable.add(digest);
+  const document = reply.json<Document>();
+  for (const child of document.manifests ?? []) {
+    await addReachable(base, name, child.digest, reachable);
+  }
+  if (document.config) reachable.add(document.config.digest);
+  for (const layer of document.layers ?? []) reachable.add(layer.digest);
+  const referrers = await request(`${base}/v2/${name}/referrers/${digest}`);
+  for (const referrer of referrers.json<{ manifests: Descriptor[] }>().manifests) {
+    await addReachable(base, name, referrer.digest, reachable);
+  }
+}
+
 /** Every blob file under `<root>/blobs`, as digests. */
 export async function blobFiles(root: string): Promise<string[]> {
   const digests: string[] = [];
