@@ -163,7 +163,11 @@ class CollectionRun {
       graceMs,
       startedAt: new Date(this.#started).toISOString(),
       durationMs: 0,
-      ...{ manifests: 0, links: 0, blobs: 0, files: 0, bytesFreed: 0 },
+      manifests: 0,
+      links: 0,
+      blobs: 0,
+      files: 0,
+      bytesFreed: 0,
       items: [],
       itemsTruncated: false,
     };
