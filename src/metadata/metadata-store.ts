@@ -140,7 +140,12 @@ export interface RegistryUsage {
   };
 }
 
-export type QuotaCheckResult = { ok: true } | { ok: false; storedBytes: number };
+export type QuotaCheckResult =
+  | { ok: true }
+  /** Linking would take the repository past its quota; nothing was written. */
+  | { ok: false; storedBytes: number }
+  /** The blob's record is gone (a collection removed it); nothing was written. */
+  | { ok: false; gone: true };
 
 /** A blob linked into a repository, with the link's age for garbage collection. */
 export interface LinkedBlob extends BlobRecord {

@@ -144,6 +144,8 @@ export class UploadService {
     if (!blob) return undefined;
     if ((await this.#blobs.stat(digest)) === undefined) return undefined;
     const refusal = await this.#link(repository, blob, limit);
+    // A blob collected since it was found cannot be mounted: upload it instead.
+    if (refusal?.code === 'BLOB_UNKNOWN') return undefined;
     if (refusal) throw refusal;
     return blob;
   }
@@ -200,6 +202,9 @@ export class UploadService {
     }
     const result = await this.#metadata.linkBlobWithinQuota(repository, blob, limit);
     if (result.ok) return undefined;
+    if ('gone' in result) {
+      return new RegistryError('BLOB_UNKNOWN', `Blob "${blob.digest}" was removed meanwhile`);
+    }
     return quotaError(repository, 'blob', blob.size, limit, result.storedBytes);
   }
 

@@ -1,3 +1,4 @@
+import type { BlobRecord } from '../../src/metadata/metadata-store.js';
 import assert from 'node:assert/strict';
 
 import type { MetadataStore, NewManifest } from '../../src/metadata/metadata-store.js';
@@ -205,18 +206,22 @@ export function describeQuotaLinks(storeTest: StoreTest) {
 
   storeTest('metadata: linkBlobWithinQuota links up to the limit, then refuses', async (store) => {
     const blob = (label: string, size: number) => ({ digest: digestOf(label), size });
-    assert.deepEqual(await store.linkBlobWithinQuota('app', blob('x', 600), 1000), { ok: true });
-    assert.deepEqual(await store.linkBlobWithinQuota('app', blob('y', 500), 1000), {
+    const link = async (repository: string, record: BlobRecord, limit: number) => {
+      await store.claimBlob(record);
+      return store.linkBlobWithinQuota(repository, record, limit);
+    };
+    assert.deepEqual(await link('app', blob('x', 600), 1000), { ok: true });
+    assert.deepEqual(await link('app', blob('y', 500), 1000), {
       ok: false,
       storedBytes: 600,
     });
     assert.equal(await store.getLinkedBlob('app', digestOf('y')), undefined);
     assert.equal(await store.findBlob(digestOf('y')), undefined);
 
-    assert.deepEqual(await store.linkBlobWithinQuota('app', blob('x', 600), 100), { ok: true });
-    assert.deepEqual(await store.linkBlobWithinQuota('app', blob('z', 400), 1000), { ok: true });
+    assert.deepEqual(await link('app', blob('x', 600), 100), { ok: true });
+    assert.deepEqual(await link('app', blob('z', 400), 1000), { ok: true });
     assert.equal((await store.measureRepositoryUsage('app'))?.storedBytes, 1000);
-    assert.deepEqual(await store.linkBlobWithinQuota('other', blob('y', 500), 1000), {
+    assert.deepEqual(await link('other', blob('y', 500), 1000), {
       ok: true,
     });
   });
@@ -228,11 +233,24 @@ export function describeQuotaLinks(storeTest: StoreTest) {
         digest: digestOf(`b${i}`),
         size: 300,
       }));
+      for (const blob of blobs) await store.claimBlob(blob);
       const results = await Promise.all(
         blobs.map((blob) => store.linkBlobWithinQuota('app', blob, 1000)),
       );
       assert.equal(results.filter((result) => result.ok).length, 3);
       assert.equal((await store.measureRepositoryUsage('app'))?.storedBytes, 900);
+    },
+  );
+
+  storeTest(
+    'metadata: linkBlobWithinQuota of a blob whose record is gone links nothing',
+    async (store) => {
+      const gone = { digest: digestOf('collected'), size: 10 };
+      assert.deepEqual(await store.linkBlobWithinQuota('app', gone, 1000), {
+        ok: false,
+        gone: true,
+      });
+      assert.equal(await store.getLinkedBlob('app', gone.digest), undefined);
     },
   );
 }

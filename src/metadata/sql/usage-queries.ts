@@ -6,6 +6,8 @@ import type {
   RegistryUsage,
   RepositoryUsage,
 } from '../metadata-store.js';
+import { upsertBlob, upsertLink } from './blob-links.js';
+import { lockAgainstRemoval } from './collector-lock.js';
 import { ensureRepositoryId, findRepositoryId, type Db } from './repository-rows.js';
 import type { SqlDialectName } from './schema.js';
 
@@ -148,24 +150,26 @@ export async function linkWithinQuota(
   blob: BlobRecord,
   limit: number,
 ): Promise<QuotaCheckResult> {
+  // Like every write that makes content reachable: a collection either
+  // finished before this transaction (and the record below is gone) or
+  // waits for it (collector-lock.ts).
+  await lockAgainstRemoval(trx, dialect);
   const id = await ensureRepositoryId(trx, repository);
   if (dialect === 'postgres') {
     await trx.selectFrom('repositories').select('id').where('id', '=', id).forUpdate().execute();
   }
+  const recorded = await trx
+    .selectFrom('blobs')
+    .select('digest')
+    .where('digest', '=', blob.digest)
+    .executeTakeFirst();
+  if (!recorded) return { ok: false, gone: true };
   const { storedBytes, holds } = await storedBytesOf(trx, id, blob.digest);
   if (!holds && storedBytes + blob.size > limit) return { ok: false, storedBytes };
 
   const now = Date.now();
-  await trx
-    .insertInto('blobs')
-    .values({ digest: blob.digest, size: blob.size, created_at: now })
-    .onConflict((oc) => oc.column('digest').doNothing())
-    .execute();
-  await trx
-    .insertInto('repository_blobs')
-    .values({ repository_id: id, digest: blob.digest, created_at: now })
-    .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
-    .execute();
+  await upsertBlob(trx, blob, now);
+  await upsertLink(trx, id, blob.digest, now);
   return { ok: true };
 }
 
