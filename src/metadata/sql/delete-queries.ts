@@ -1,5 +1,5 @@
 import type { ManifestDeletion, RepositoryDeletion } from '../metadata-store.js';
-import { deleteManifestRows } from './gc-queries.js';
+import { deleteManifestRows } from './manifest-writes.js';
 import { findRepositoryId, type Db } from './repository-rows.js';
 
 /**
@@ -71,7 +71,7 @@ export async function deleteManifestTree(
   const listing = await findListingIndex(trx, repositoryId, doomed);
   if (listing) return { ok: false, reason: 'referenced', ...listing };
 
-  const tags = await deleteManifestRows(trx, repositoryId, doomed);
+  const { tags } = await deleteManifestRows(trx, repositoryId, doomed);
   return { ok: true, manifests: doomed, tags };
 }
 

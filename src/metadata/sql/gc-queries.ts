@@ -7,6 +7,7 @@ import type {
   CollectionPage,
   CollectionRules,
 } from '../metadata-store.js';
+import { deleteManifestRows } from './manifest-writes.js';
 import type { Db } from './repository-rows.js';
 
 /**
@@ -176,31 +177,6 @@ export async function removeCollectableManifests(
     removed.push(...rows.map(toCollectableManifest));
   }
   return removed;
-}
-
-/** Deletes manifests with their references and the tags on them. */
-export async function deleteManifestRows(
-  trx: Db,
-  repositoryId: number,
-  digests: readonly string[],
-): Promise<number> {
-  if (digests.length === 0) return 0;
-  const tags = await trx
-    .deleteFrom('tags')
-    .where('repository_id', '=', repositoryId)
-    .where('digest', 'in', digests)
-    .executeTakeFirst();
-  await trx
-    .deleteFrom('manifest_references')
-    .where('repository_id', '=', repositoryId)
-    .where('manifest_digest', 'in', digests)
-    .execute();
-  await trx
-    .deleteFrom('manifests')
-    .where('repository_id', '=', repositoryId)
-    .where('digest', 'in', digests)
-    .execute();
-  return Number(tags.numDeletedRows);
 }
 
 interface LinkRow extends KeyCursor {

@@ -1,6 +1,7 @@
 import type { ManifestRecord } from '../metadata-store.js';
 import { PreparedQuery } from './prepared-query.js';
 import type { Db } from './repository-rows.js';
+import type { ManifestsTable } from './schema.js';
 
 /** The columns of a `ManifestRecord`, from `manifests` aliased `m`. */
 export const manifestColumns = [
@@ -13,15 +14,8 @@ export const manifestColumns = [
   'm.created_at',
 ] as const;
 
-export interface ManifestRow {
-  digest: string;
-  media_type: string;
-  size: number;
-  artifact_type: string | null;
-  subject: string | null;
-  annotations: string | null;
-  created_at: number;
-}
+/** A `manifests` row without its repository: what a lookup returns. */
+export type ManifestRow = Omit<ManifestsTable, 'repository_id'>;
 
 export function toManifestRecord(row: ManifestRow): ManifestRecord {
   return {

@@ -60,23 +60,33 @@ export async function writeManifest(
 export async function removeManifest(trx: Db, repository: string, digest: string) {
   const repositoryId = await findRepositoryId(trx, repository);
   if (repositoryId === undefined) return false;
+  const { manifests } = await deleteManifestRows(trx, repositoryId, [digest]);
+  return manifests > 0;
+}
 
-  await trx
+/** Deletes manifests with their references and the tags on them; counts what went. */
+export async function deleteManifestRows(
+  trx: Db,
+  repositoryId: number,
+  digests: readonly string[],
+): Promise<{ tags: number; manifests: number }> {
+  if (digests.length === 0) return { tags: 0, manifests: 0 };
+  const tags = await trx
     .deleteFrom('tags')
     .where('repository_id', '=', repositoryId)
-    .where('digest', '=', digest)
-    .execute();
+    .where('digest', 'in', digests)
+    .executeTakeFirst();
   await trx
     .deleteFrom('manifest_references')
     .where('repository_id', '=', repositoryId)
-    .where('manifest_digest', '=', digest)
+    .where('manifest_digest', 'in', digests)
     .execute();
-  const result = await trx
+  const manifests = await trx
     .deleteFrom('manifests')
     .where('repository_id', '=', repositoryId)
-    .where('digest', '=', digest)
+    .where('digest', 'in', digests)
     .executeTakeFirst();
-  return result.numDeletedRows > 0n;
+  return { tags: Number(tags.numDeletedRows), manifests: Number(manifests.numDeletedRows) };
 }
 
 /** Each reference once, in the order first given: a manifest may list a layer twice. */
