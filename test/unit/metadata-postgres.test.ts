@@ -125,7 +125,7 @@ async function createTestDatabase(admin: URL): Promise<URL> {
 
 /**
  * A new, empty schema and the URL that makes it the store's: PostgreSQL's
- * `search_path` option, passed in the URL as any deployment may. A schema
+ * `search_path` option, passed in the URL as every deployment may. A schema
  * per test is much cheaper than a database per test.
  */
 async function createSchema(): Promise<{ url: string; drop: () => Promise<void> }> {
