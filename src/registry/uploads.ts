@@ -237,6 +237,7 @@ export class UploadService {
     const known = this.#hashes.get(id);
     if (known && known.size === size) return known;
     const hash = createDigester('sha256');
+    if (size === 0) return { hash, size };
     let count = 0;
     for await (const chunk of await this.#blobs.readUpload(id)) {
       hash.update(chunk as Buffer);
