@@ -1,14 +1,14 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
-import { runCertCommand } from './cert.js';
-import { runManifestCommand, runRepoCommand } from './delete.js';
-import { runGcCommand } from './gc.js';
-import { runRetentionCommand } from './retention.js';
-import { runRobotCommand } from './robots.js';
+import { certUsage, runCertCommand } from './cert.js';
+import { manifestUsage, repoUsage, runManifestCommand, runRepoCommand } from './delete.js';
+import { gcUsage, runGcCommand } from './gc.js';
+import { retentionUsage, runRetentionCommand } from './retention.js';
+import { robotUsage, runRobotCommand } from './robots.js';
 import { serve } from './serve.js';
-import { runUsageCommand } from './usage.js';
-import { runUserCommand } from './users.js';
+import { runUsageCommand, usageUsage } from './usage.js';
+import { runUserCommand, userUsage } from './users.js';
 import { version } from './version.js';
 
 /** The `berth` command. */
@@ -37,33 +37,43 @@ Configuration: a YAML file in the keys of Distribution's config.yml, with
 REGISTRY_SECTION_KEY environment overrides (e.g. REGISTRY_HTTP_ADDR=127.0.0.1:5001).
 See docs/configuration.md.`;
 
+const serveUsage = `Usage: berth serve [options]
+
+Runs the registry until SIGINT or SIGTERM.
+
+Options:
+  -c, --config FILE      The configuration file (default: the embedded defaults)`;
+
+/** The administration commands: what runs them, and their help. */
+const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
+  user: { run: runUserCommand, usage: userUsage },
+  robot: { run: runRobotCommand, usage: robotUsage },
+  cert: { run: runCertCommand, usage: certUsage },
+  retention: { run: runRetentionCommand, usage: retentionUsage },
+  usage: { run: runUsageCommand, usage: usageUsage },
+  gc: { run: runGcCommand, usage: gcUsage },
+  repo: { run: runRepoCommand, usage: repoUsage },
+  manifest: { run: runManifestCommand, usage: manifestUsage },
+};
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  const wantsHelp = rest.includes('--help') || rest.includes('-h');
+  if (command === 'serve') {
+    if (wantsHelp) return console.log(serveUsage);
+    const { values } = parseArgs({
+      args: rest,
+      options: { config: { type: 'string', short: 'c' } },
+      allowPositionals: false,
+    });
+    return serve(values.config);
+  }
+  const administration = command === undefined ? undefined : commands[command];
+  if (administration) {
+    if (wantsHelp) return console.log(administration.usage);
+    return administration.run(rest).catch(toCommandError);
+  }
   switch (command) {
-    case 'serve': {
-      const { values } = parseArgs({
-        args: rest,
-        options: { config: { type: 'string', short: 'c' } },
-        allowPositionals: false,
-      });
-      return serve(values.config);
-    }
-    case 'user':
-      return runUserCommand(rest).catch(toCommandError);
-    case 'robot':
-      return runRobotCommand(rest).catch(toCommandError);
-    case 'cert':
-      return runCertCommand(rest).catch(toCommandError);
-    case 'retention':
-      return runRetentionCommand(rest).catch(toCommandError);
-    case 'usage':
-      return runUsageCommand(rest).catch(toCommandError);
-    case 'gc':
-      return runGcCommand(rest).catch(toCommandError);
-    case 'repo':
-      return runRepoCommand(rest).catch(toCommandError);
-    case 'manifest':
-      return runManifestCommand(rest).catch(toCommandError);
     case 'version':
     case '--version':
       console.log(version);
