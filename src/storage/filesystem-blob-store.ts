@@ -41,12 +41,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async stat(digest: string): Promise<number | undefined> {
-    try {
-      return (await stat(this.#blobPath(digest))).size;
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
+    return (await statOrUndefined(this.#blobPath(digest)))?.size;
   }
 
   async read(digest: string, range?: ByteRange): Promise<Readable> {
@@ -108,12 +103,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async uploadSize(id: string): Promise<number | undefined> {
-    try {
-      return (await stat(this.#uploadPath(id))).size;
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
+    return (await statOrUndefined(this.#uploadPath(id)))?.size;
   }
 
   async appendUpload(
@@ -123,22 +113,24 @@ export class FilesystemBlobStore implements BlobStore {
     signal?: AbortSignal,
   ): Promise<number> {
     const path = this.#uploadPath(id);
-    const size = await this.uploadSize(id);
-    if (size !== offset) {
-      throw new Error(`Upload "${id}" holds ${String(size)} bytes, not the expected ${offset}`);
-    }
     const handle = await open(path, 'r+');
-    const sink = new FileSink(handle, offset);
     try {
-      await pipeline(source, sink, signal ? { signal } : {});
-    } catch (error) {
-      await sink.settled();
-      await truncate(path, offset).catch(() => undefined);
-      throw error;
+      const { size } = await handle.stat();
+      if (size !== offset) {
+        throw new Error(`Upload "${id}" holds ${size} bytes, not the expected ${offset}`);
+      }
+      const sink = new FileSink(handle, offset);
+      try {
+        await pipeline(source, sink, signal ? { signal } : {});
+      } catch (error) {
+        await sink.settled();
+        await truncate(path, offset).catch(() => undefined);
+        throw error;
+      }
+      return sink.bytesWritten + offset;
     } finally {
       await handle.close();
     }
-    return sink.bytesWritten + offset;
   }
 
   async readUpload(id: string): Promise<Readable> {
@@ -148,12 +140,7 @@ export class FilesystemBlobStore implements BlobStore {
 
   async commitUpload(id: string, digest: string): Promise<void> {
     const path = this.#uploadPath(id);
-    const handle = await open(path, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await syncToDisk(path);
     await this.#moveIntoPlace(path, this.#blobPath(digest));
   }
 
@@ -195,7 +182,7 @@ export class FilesystemBlobStore implements BlobStore {
       this.#directories.add(directory);
     }
     await rename(from, to);
-    await syncDirectory(directory);
+    await syncToDisk(directory);
   }
 
   #blobPath(digest: string): string {
@@ -222,8 +209,11 @@ async function statOrUndefined(path: string): Promise<BlobInfo | undefined> {
   }
 }
 
-/** Makes a rename durable: the directory entry itself must reach the disk. */
-async function syncDirectory(path: string): Promise<void> {
+/**
+ * fsync of a file's bytes, or of a directory's entries, which is what makes
+ * a rename durable. Linux flushes either through a read-only descriptor.
+ */
+async function syncToDisk(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
     await handle.sync();
