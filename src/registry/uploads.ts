@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../errors/registry-error.js';
 import type { BlobRecord, MetadataStore, UploadSession } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import { createDigester, parseDigest, type DigestAlgorithm } from './digest.js';
+import { createDigester, requireDigest, type DigestAlgorithm } from './digest.js';
 import { HashingStream } from './hashing-stream.js';
 import { exceedsQuota, Quotas, quotaError } from './quotas.js';
 
@@ -96,7 +96,7 @@ export class UploadService {
     body: Readable | undefined,
     options: ChunkOptions = {},
   ): Promise<BlobRecord> {
-    const algorithm = requireAlgorithm(digest);
+    const { algorithm } = requireDigest(digest);
     return this.#exclusive(id, async () => {
       let { size } = await this.status(repository, id);
       if (options.start !== undefined && options.start !== size) throw outOfOrder(id, size);
@@ -287,17 +287,6 @@ export class UploadService {
       this.#busy.delete(id);
     }
   }
-}
-
-function requireAlgorithm(digest: string): DigestAlgorithm {
-  const parsed = parseDigest(digest);
-  if (!parsed) {
-    throw new RegistryError(
-      'DIGEST_INVALID',
-      `Invalid digest "${digest}": expected sha256:<64 hex> or sha512:<128 hex>`,
-    );
-  }
-  return parsed.algorithm;
 }
 
 function unknownUpload(id: string): RegistryError {
