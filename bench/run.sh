@@ -49,10 +49,11 @@ wait_for() {
   return 1
 }
 
+# Berth runs as `npm start` runs it (the same V8 flag), with its defaults.
 REGISTRY_LOG_LEVEL=warn REGISTRY_LOG_ACCESSLOG_DISABLED=true \
   REGISTRY_HTTP_ADDR=127.0.0.1:$BERTH_PORT \
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$WORK/berth-data" \
-  node "$ROOT/dist/src/cli/main.js" serve >"$WORK/berth.log" 2>&1 &
+  node --max-semi-space-size=4 "$ROOT/dist/src/cli/main.js" serve >"$WORK/berth.log" 2>&1 &
 berth_pid=$!
 pids+=("$berth_pid")
 wait_for "http://127.0.0.1:$BERTH_PORT"

@@ -5,9 +5,9 @@
  * `blockAfter` failures, attempts are refused outright (429 with
  * Retry-After) until `windowMs` has passed since the last failure.
  *
- * Limitation: the counters live in each serving process's memory. With
- * several worker processes or instances, an address gets up to `blockAfter`
- * tries per process before it is refused, and a restart forgets every
+ * Limitation: the counters live in each serving thread's memory. With
+ * several serving threads or instances, an address gets up to `blockAfter`
+ * tries per thread before it is refused, and a restart forgets every
  * count. Sharing them would need the metadata store on every failed login.
  *
  * Limitation: the address is the TCP peer's. Behind a reverse proxy every

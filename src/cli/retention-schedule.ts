@@ -7,8 +7,8 @@ import { Retention, retentionRulesOf } from '../registry/retention.js';
 const maxFirstDelayMs = 60 * 60_000;
 
 /**
- * Runs retention every `retention.interval` in the first `berth serve`
- * process (workers run no schedule). The first run comes at a random moment
+ * Runs retention every `retention.interval` in the main thread of `berth
+ * serve` (serving threads run no schedule). The first run comes at a random moment
  * within the first hour, or the first interval when shorter: a restart does
  * not remove anything at once, and instances sharing a database spread
  * their runs. A run still going when the next is due makes that one skip.

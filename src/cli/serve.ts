@@ -1,4 +1,5 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { openAccessControl } from '../auth/open-access-control.js';
 import { loadConfig } from '../config/load.js';
 import { type Config } from '../config/schema.js';
@@ -10,7 +11,14 @@ import { startMaintenance } from '../registry/maintenance.js';
 import { openRegistry, type Registry } from '../registry/registry.js';
 import { scheduleRetention } from './retention-schedule.js';
 import { version } from './version.js';
-import { isWorker, receiveListeningSocket, startWorkers, workerCount } from './workers.js';
+import {
+  descriptorOf,
+  listeningDescriptor,
+  reportToMainThread,
+  type ServingThreads,
+  startServingThreads,
+  workerCount,
+} from './workers.js';
 
 /** `berth serve [--config FILE]`: runs the registry until SIGINT or SIGTERM. */
 export async function serve(configFile: string | undefined): Promise<void> {
@@ -19,7 +27,8 @@ export async function serve(configFile: string | undefined): Promise<void> {
   const registry = await openRegistry(config);
   const options = await serverOptionsOf(config, registry, log);
   const server = createRegistryServer(registry, options, log);
-  if (isWorker()) return serveAsWorker(server, registry, log);
+  const descriptor = listeningDescriptor();
+  if (descriptor !== undefined) return serveAsThread(server, descriptor, registry, log);
 
   const { host, port } = parseAddress(config.http.addr);
   await new Promise<void>((resolve, reject) => {
@@ -27,9 +36,36 @@ export async function serve(configFile: string | undefined): Promise<void> {
     server.listen({ host, port }, resolve);
   });
   const workers = workerCount(config);
-  const stopWorkers = startWorkers(workers - 1, server, log);
+  let threads: ServingThreads | undefined;
+  let stopping = false;
   const stopRetention = scheduleRetention(registry, config, log);
   const maintenance = startMaintenance(registry, config, log);
+
+  /** Finishes the requests in flight and the maintenance under way (at most 10 s), then exits. */
+  const stop = (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    stopRetention();
+    setTimeout(() => process.exit(code), 10_000).unref();
+    const serversDone = threads ? Promise.all([threads.drain(), drain(server)]) : close(server);
+    void Promise.all([serversDone, maintenance.stop()])
+      .then(() => registry.close())
+      .finally(() => log.flush(() => process.exit(code)));
+  };
+  onStopSignal((signal) => {
+    log.info({ signal }, 'shutting down');
+    stop(0);
+  });
+
+  if (workers > 1) {
+    threads = startServingThreads(workers - 1, descriptorOf(server), (reason) => {
+      if (stopping) return;
+      log.fatal({ reason }, 'stopping the process');
+      stop(1);
+    });
+    await threads.listening;
+  }
+  if (stopping) return;
   const address = server.address() as AddressInfo;
   log.info(
     {
@@ -43,39 +79,48 @@ export async function serve(configFile: string | undefined): Promise<void> {
     },
     'berth is serving',
   );
-  onStopSignal((signal) => {
-    log.info({ signal }, 'shutting down');
-    stopWorkers();
-    stopRetention();
-    void shutDown(server, registry, log, maintenance.stop());
-  });
 }
 
-/** A worker serves connections accepted from the first process's listening socket. */
-async function serveAsWorker(server: RegistryServer, registry: Registry, log: Logger) {
-  const listening = await receiveListeningSocket();
-  listening.on('connection', (socket) => server.emit('connection', socket));
-  const stop = () => {
-    listening.close();
-    void shutDown(server, registry, log);
-  };
-  process.once('disconnect', stop);
-  onStopSignal(stop);
-}
-
-/** Finishes the requests in flight and the maintenance under way (at most 10 s), then closes the stores. */
-async function shutDown(
+/**
+ * A serving thread accepts from the main thread's listening descriptor and
+ * never closes it (workers.ts says why); asked to stop, it drains.
+ */
+async function serveAsThread(
   server: RegistryServer,
+  descriptor: number,
   registry: Registry,
   log: Logger,
-  maintenanceStopped: Promise<void> = Promise.resolve(),
 ) {
-  setTimeout(() => process.exit(0), 10_000).unref();
+  await new Promise<void>((resolve) => server.listen({ fd: descriptor }, resolve));
+  const stop = async () => {
+    await drain(server);
+    await registry.close();
+    await new Promise((resolve) => log.flush(resolve));
+  };
+  reportToMainThread(stop, log);
+}
+
+/** Stops accepting, then waits for the connections in flight to finish. */
+async function close(server: RegistryServer): Promise<void> {
   closeIdleConnections(server);
   await new Promise((resolve) => server.close(resolve));
-  await maintenanceStopped;
-  await registry.close();
-  log.flush(() => process.exit(0));
+}
+
+/**
+ * Like `close`, for a server on a shared descriptor: turns new connections
+ * away instead of closing the listening socket, then waits until the
+ * connections in flight have finished their requests.
+ */
+async function drain(server: RegistryServer): Promise<void> {
+  server.on('connection', (socket: Socket) => socket.destroy());
+  for (;;) {
+    closeIdleConnections(server);
+    const open = await new Promise<number>((resolve) =>
+      server.getConnections((error, count) => resolve(error ? 0 : count)),
+    );
+    if (open === 0) return;
+    await sleep(50);
+  }
 }
 
 function onStopSignal(stop: (signal: string) => void) {

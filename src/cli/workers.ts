@@ -1,85 +1,129 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import type { Server } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 
 /**
- * Several serving processes on one port. The first process listens and hands
- * the listening socket to the workers it forks; every process then accepts
- * connections from that socket, so both cores serve without a proxy process
- * in between. All state lives in the two stores, which are safe to share
- * between processes (DESIGN.md, "Shape").
+ * Several serving threads in one process, all accepting from one listening
+ * socket. The main thread listens and serves; every other thread runs its
+ * own event loop, HTTP server and store connections, and accepts from the
+ * same descriptor, so both cores serve without a proxy in between. All
+ * state lives in the two stores, which are safe to share (DESIGN.md,
+ * "Shape").
+ *
+ * Threads rather than processes: a second Node process costs about 80 MB
+ * before it serves anything (the mapped binary, counted again per process,
+ * and a whole runtime), a second thread about 30 MB.
+ *
+ * The threads share one descriptor number, so none of them may close it
+ * while the others run: a closed number is soon given to a file that
+ * another thread opens, and the next close would then hit that file. So no
+ * thread ever closes its listening server. At shutdown every thread turns
+ * new connections away and drains; the process exit then closes the
+ * descriptor once nothing else can open a file. A serving thread that
+ * fails stops the whole process for the same reason.
  */
 
-const workerVariable = 'BERTH_WORKER';
-const listenMessage = 'berth:listen';
-const readyMessage = 'berth:ready';
-
-export function isWorker(): boolean {
-  return process.env[workerVariable] === '1';
+interface ThreadData {
+  berthListeningDescriptor: number;
 }
+
+/** How the main thread and a serving thread talk. */
+type ThreadMessage = 'listening' | 'stop' | 'drained' | 'failed';
 
 export function workerCount(config: Config): number {
   const wanted = config.server.workers;
   return wanted === 'auto' ? Math.min(availableParallelism(), 8) : wanted;
 }
 
+/** In a serving thread: the descriptor it accepts from; undefined in the main thread. */
+export function listeningDescriptor(): number | undefined {
+  if (isMainThread) return undefined;
+  return (workerData as Partial<ThreadData> | undefined)?.berthListeningDescriptor;
+}
+
 /**
- * In a worker, once it can serve: asks the first process for the listening
- * socket and resolves with it. The socket must not come earlier: from the
- * moment it arrives this process accepts connections, and one accepted
- * before a `connection` listener is attached would hang unanswered.
+ * The descriptor of a listening server. Node has no public accessor for it;
+ * `_handle.fd` has carried it on Linux since the first releases.
  */
-export function receiveListeningSocket(): Promise<Server> {
-  return new Promise((resolve) => {
-    process.on('message', (message: unknown, handle: unknown) => {
-      if (message === listenMessage) resolve(handle as Server);
-    });
-    process.send?.(readyMessage);
+export function descriptorOf(server: object): number {
+  const fd = (server as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('The listening socket has no descriptor');
+  return fd;
+}
+
+/**
+ * In a serving thread, once it listens: tells the main thread, runs `drain`
+ * when asked to stop, and reports a failure instead of ending the thread
+ * (which would close the shared descriptor under the others).
+ */
+export function reportToMainThread(drain: () => Promise<void>, log: Logger): void {
+  const port = parentPort;
+  if (!port) throw new Error('Not a serving thread');
+  process.on('uncaughtException', (error) => {
+    log.fatal({ err: error }, 'serving thread failed; stopping the process');
+    port.postMessage('failed' satisfies ThreadMessage);
   });
+  port.on('message', (message: ThreadMessage) => {
+    if (message !== 'stop') return;
+    void drain().finally(() => port.postMessage('drained' satisfies ThreadMessage));
+  });
+  port.postMessage('listening' satisfies ThreadMessage);
+}
+
+export interface ServingThreads {
+  /** Resolves when every thread listens. */
+  readonly listening: Promise<void>;
+  /** Asks every thread to drain; resolves when all have (the caller bounds the wait). */
+  drain(): Promise<void>;
 }
 
 /**
- * V8 lets the young generation grow to 16 MiB per semi-space under a high
- * request rate; 4 MiB served manifest GETs as fast here and lowered peak
- * memory by about 20 MB per process. The first process gets the same flag
- * from `npm start` and the `berth` command's first line.
+ * In the main thread: starts `count` serving threads on `descriptor`.
+ * `onFailure` runs when one of them fails or ends on its own; the process
+ * must then stop, since the shared descriptor may be closed already.
  */
-export const heapFlag = '--max-semi-space-size=4';
-
-function withHeapFlags(execArgv: string[]): string[] {
-  return execArgv.some((flag) => flag.startsWith('--max-semi-space-size'))
-    ? execArgv
-    : [...execArgv, heapFlag];
-}
-
-/** In the first process: forks `count` workers and keeps them running until `stop`. */
-export function startWorkers(count: number, listening: Server, log: Logger): () => void {
-  const workers = new Set<ChildProcess>();
-  let stopping = false;
-
-  const spawn = () => {
-    const child = fork(process.argv[1] as string, process.argv.slice(2), {
-      env: { ...process.env, [workerVariable]: '1' },
-      execArgv: withHeapFlags(process.execArgv),
-      stdio: 'inherit',
+export function startServingThreads(
+  count: number,
+  descriptor: number,
+  onFailure: (reason: string) => void,
+): ServingThreads {
+  const threads: Worker[] = [];
+  const listening: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const data: ThreadData = { berthListeningDescriptor: descriptor };
+    const thread = new Worker(process.argv[1] as string, {
+      argv: process.argv.slice(2),
+      workerData: data,
+      stdout: false,
+      stderr: false,
     });
-    workers.add(child);
-    child.on('message', (message: unknown) => {
-      if (message === readyMessage) child.send(listenMessage, listening);
-    });
-    child.once('exit', (code, signal) => {
-      workers.delete(child);
-      if (stopping) return;
-      log.error({ pid: child.pid, code, signal }, 'worker exited; starting another');
-      setTimeout(spawn, 1000).unref();
-    });
-  };
-
-  for (let i = 0; i < count; i++) spawn();
-  return () => {
-    stopping = true;
-    for (const child of workers) child.kill('SIGTERM');
+    threads.push(thread);
+    listening.push(
+      new Promise((resolve) =>
+        thread.on('message', (message: ThreadMessage) => {
+          if (message === 'listening') resolve();
+          if (message === 'failed') onFailure('a serving thread failed');
+        }),
+      ),
+    );
+    thread.on('error', (error) => onFailure(`a serving thread failed: ${error.message}`));
+    thread.on('exit', (code) => onFailure(`a serving thread ended with code ${code}`));
+  }
+  return {
+    listening: Promise.all(listening).then(() => undefined),
+    drain: async () => {
+      await Promise.all(
+        threads.map(
+          (thread) =>
+            new Promise<void>((resolve) => {
+              thread.on('message', (message: ThreadMessage) => {
+                if (message === 'drained') resolve();
+              });
+              thread.postMessage('stop' satisfies ThreadMessage);
+            }),
+        ),
+      );
+    },
   };
 }

@@ -116,8 +116,8 @@ const limitsSchema = z.strictObject({
 
 const serverSchema = z.strictObject({
   /**
-   * Processes that serve requests, all accepting on the one listening
-   * socket: `auto` is one per core, at most 8.
+   * Threads that serve requests in the one process, all accepting on the
+   * one listening socket: `auto` is one per core, at most 8.
    */
   workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
 });

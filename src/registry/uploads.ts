@@ -30,7 +30,7 @@ export interface ChunkOptions {
   signal?: AbortSignal;
 }
 
-/** The running hash of a session, kept between its requests in this process. */
+/** The running hash of a session, kept between its requests in this serving thread. */
 interface HashState {
   hash: Hash;
   size: number;
@@ -44,7 +44,7 @@ export class UploadService {
   readonly #metadata: MetadataStore;
   readonly #quotas: Quotas;
   readonly #hashes = new Map<string, HashState>();
-  /** Sessions with a request writing to them now, in this process. */
+  /** Sessions with a request writing to them now, in this serving thread. */
   readonly #busy = new Set<string>();
 
   constructor(blobs: BlobStore, metadata: MetadataStore, quotas = new Quotas()) {
@@ -226,12 +226,12 @@ export class UploadService {
 
   /**
    * The running sha256 of the staged bytes, rebuilt from storage when this
-   * process lacks it.
+   * serving thread lacks it.
    *
-   * Limitation: when two serving processes receive chunks of the same upload
-   * session, the second rebuilds the hash by reading everything staged so
-   * far. Clients send one session's chunks over one connection, which stays
-   * with one process, so this costs little in practice.
+   * Limitation: when two serving threads or instances receive chunks of the
+   * same upload session, the second rebuilds the hash by reading everything
+   * staged so far. Clients send one session's chunks over one connection,
+   * which stays with one thread, so this costs little in practice.
    */
   async #hashState(id: string, size: number): Promise<HashState> {
     const known = this.#hashes.get(id);
@@ -272,7 +272,11 @@ export class UploadService {
     await this.#metadata.deleteUpload(id);
   }
 
-  /** One writer per session in this process: two PATCHes at once would interleave bytes. */
+  /**
+   * One writer per session in this thread: two PATCHes at once would
+   * interleave bytes. Across threads and instances, `appendUpload` refuses
+   * a write that does not start at the staged size.
+   */
   async #exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
     if (this.#busy.has(id)) {
       throw new RegistryError(
