@@ -11,7 +11,7 @@ import { TokenService } from './token-service.js';
 import { externalVerifier, keyVerifier, type TokenVerifier } from './token-verifier.js';
 import { WatchedFile } from './watched-file.js';
 
-/** How often each process looks whether the htpasswd or policy file changed. */
+/** How often each serving thread looks whether the htpasswd or policy file changed. */
 const fileCheckMs = 1_000;
 
 /**

@@ -12,8 +12,8 @@ import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 /**
  * The token service's signing key: an ECDSA P-256 key (JWT `ES256`), made on
  * the first start and kept in a PEM file readable by its owner only, so that
- * tokens survive a restart and every serving process signs with the same
- * key. Several processes may start at once: each writes a candidate to a
+ * tokens survive a restart and every serving thread signs with the same
+ * key. Several threads or instances may start at once: each writes a candidate to a
  * temporary file and hard-links it to the final name, which succeeds for
  * exactly one of them; the others read the winner's key.
  *

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 
 /**
  * A file read once and read again when it changes, so that an edit takes
- * effect without a restart, in every serving process: each process looks
+ * effect without a restart, in every serving thread: each thread looks
  * at the file's identity (inode, size, modification and change times) at
  * most once per `ttlMs`, on the next use after that. A file that fails to
  * read or parse keeps the last good content in force; the failure is

@@ -184,7 +184,7 @@ const authSchema = z
 
 /**
  * Berth's online garbage collection (docs/operations.md, "Garbage
- * collection"): on a schedule in the first serving process, and on demand
+ * collection"): on a schedule in the main thread of `berth serve`, and on demand
  * with `berth gc` or `POST /admin/v1/gc`.
  */
 const gcSchema = z.strictObject({

@@ -3,8 +3,8 @@ import type { Logger } from '../log/logger.js';
 import type { Registry } from './registry.js';
 
 /**
- * The scheduled maintenance of one serving process, the first one of an
- * instance (src/cli/serve.ts): garbage collection (`gc`) and upload purging
+ * The scheduled maintenance of one instance, run by the main thread of
+ * `berth serve` (src/cli/serve.ts): garbage collection (`gc`) and upload purging
  * (`storage.maintenance.uploadpurging`). Several instances may schedule the
  * same task: a lease lets one run it at a time, and a collection skips when
  * another instance completed one within half its interval. Read-only mode
