@@ -20,8 +20,13 @@ import type { Logger } from '../log/logger.js';
  * another thread opens, and the next close would then hit that file. So no
  * thread ever closes its listening server. At shutdown every thread turns
  * new connections away and drains; the process exit then closes the
- * descriptor once nothing else can open a file. A serving thread that
- * fails stops the whole process for the same reason.
+ * descriptor once nothing else can open a file.
+ *
+ * Limitation: a serving thread that fails (an uncaught error, or an exit)
+ * stops the whole process with exit code 1, after draining the others,
+ * since its end may have closed the shared descriptor already. Separate
+ * processes would survive one another's failure; here the supervisor
+ * (systemd, docker's restart policy) must start the process again.
  */
 
 interface ThreadData {
