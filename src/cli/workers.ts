@@ -122,6 +122,9 @@ export function startServingThreads(
         threads.map(
           (thread) =>
             new Promise<void>((resolve) => {
+              // A thread that has ended has nothing left to drain.
+              if (thread.threadId === -1) return resolve();
+              thread.once('exit', () => resolve());
               thread.on('message', (message: ThreadMessage) => {
                 if (message === 'drained') resolve();
               });
