@@ -60,6 +60,41 @@ describe('metadata store on SQLite, shared by two processes', () => {
   });
 });
 
+describe('metadata store on SQLite, remembered pull lookups', () => {
+  it('metadata: a tag, manifest or link read again reflects every write since, from either store', async () => {
+    const { stores, cleanup } = await openTwice();
+    const [reader, writer] = stores;
+    assert.ok(reader && writer);
+    try {
+      await reader.migrate();
+      await pushFrom(writer, 'one');
+      assert.equal((await reader.resolveTag('app', 'latest'))?.digest, digestOf('one'));
+      assert.equal((await reader.resolveTag('app', 'latest'))?.digest, digestOf('one'));
+
+      // Another connection moves the tag, then deletes the first manifest.
+      await pushFrom(writer, 'two');
+      assert.equal((await reader.resolveTag('app', 'latest'))?.digest, digestOf('two'));
+      assert.ok(await reader.getManifest('app', digestOf('one')));
+      assert.equal(await writer.deleteManifest('app', digestOf('one')), true);
+      assert.equal(await reader.getManifest('app', digestOf('one')), undefined);
+      assert.equal(await reader.resolveTag('app', 'one'), undefined);
+
+      // The reader's own writes: a tag it moves, a link it removes.
+      await pushFrom(reader, 'three');
+      assert.equal((await reader.resolveTag('app', 'latest'))?.digest, digestOf('three'));
+      const layer = digestOf('three/layer');
+      assert.ok(await reader.getLinkedBlob('app', layer));
+      await reader.linkBlob('other', { digest: layer, size: 1 });
+      assert.ok(await reader.getLinkedBlob('other', layer));
+      assert.equal(await reader.unlinkBlob('other', layer), true);
+      assert.equal(await reader.getLinkedBlob('other', layer), undefined);
+      assert.ok(await writer.getLinkedBlob('app', layer));
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
 /** Links an image's blob and pushes it, tagged twice: five writes, three in transactions. */
 async function pushFrom(
   store: Awaited<ReturnType<typeof openSqliteMetadataStore>> | undefined,

@@ -55,6 +55,13 @@ export interface SqlEngine {
   readonly dialect: SqlDialectName;
   /** True when an operation failed only because of other writers: try again. */
   readonly isTransient: (error: unknown) => boolean;
+  /**
+   * A number that moves whenever the database may have changed, by any
+   * writer, since this connection last read it; the pull lookups are
+   * remembered while it stays put. Undefined where the engine cannot tell
+   * cheaply (PostgreSQL): every lookup then asks the database.
+   */
+  readonly changeStamp?: () => number;
 }
 
 /**
@@ -88,12 +95,14 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #engine: SqlEngine;
   readonly #hot: HotLookups;
   readonly #collection: SqlCollection;
+  readonly #remembered: LookupMemory | undefined;
 
   constructor(db: Db, engine: SqlEngine) {
     this.#db = db;
     this.#engine = engine;
     this.#hot = prepareHotLookups(db);
     this.#collection = new SqlCollection(db, engine);
+    this.#remembered = engine.changeStamp && new LookupMemory(engine.changeStamp);
   }
 
   async migrate(): Promise<void> {
@@ -139,7 +148,9 @@ export class SqlMetadataStore implements MetadataStore {
 
   async getLinkedBlob(repository: string, digest: string): Promise<LinkedBlob | undefined> {
     const params = { repository, digest };
-    const row = await this.#retry(() => this.#hot.getLinkedBlob.executeTakeFirst(this.#db, params));
+    const row = await this.#lookup(`blob\0${repository}\0${digest}`, () =>
+      this.#hot.getLinkedBlob.executeTakeFirst(this.#db, params),
+    );
     return row && { digest: row.digest, size: row.size, linkedAt: Number(row.linked_at) };
   }
 
@@ -213,14 +224,31 @@ export class SqlMetadataStore implements MetadataStore {
 
   async getManifest(repository: string, digest: string) {
     const params = { repository, digest };
-    const row = await this.#retry(() => this.#hot.getManifest.executeTakeFirst(this.#db, params));
+    const row = await this.#lookup(`manifest\0${repository}\0${digest}`, () =>
+      this.#hot.getManifest.executeTakeFirst(this.#db, params),
+    );
     return row && toManifestRecord(row);
   }
 
   async resolveTag(repository: string, tag: string) {
     const params = { repository, tag };
-    const row = await this.#retry(() => this.#hot.resolveTag.executeTakeFirst(this.#db, params));
+    const row = await this.#lookup(`tag\0${repository}\0${tag}`, () =>
+      this.#hot.resolveTag.executeTakeFirst(this.#db, params),
+    );
     return row && toManifestRecord(row);
+  }
+
+  /** A pull lookup, answered from memory while the database has not changed. */
+  async #lookup<Row>(key: string, query: () => Promise<Row>): Promise<Row> {
+    const memory = this.#remembered;
+    if (!memory) return this.#retry(query);
+    // Read before the query: a change during it leaves the answer stale.
+    const stamp = memory.stamp();
+    const known = memory.get<Row>(key, stamp);
+    if (known) return known.row;
+    const row = await this.#retry(query);
+    memory.set(key, stamp, row);
+    return row;
   }
 
   async deleteManifest(repository: string, digest: string): Promise<boolean> {
@@ -497,4 +525,33 @@ function toUploadSession(row: UploadsTable): UploadSession {
     startedAt: row.started_at,
     updatedAt: row.updated_at,
   };
+}
+
+/**
+ * The pull lookups' answers (a tag, a manifest, a blob link), kept while the
+ * database's change stamp stays put. A cluster rollout asks for the same few
+ * tags thousands of times between two pushes; each answer then costs one
+ * read of the stamp instead of a query (about 15% of a manifest GET). Any
+ * write, by this connection or another, moves the stamp and so retires
+ * every answer at once; nothing is served that the database no longer says.
+ */
+class LookupMemory {
+  /** Entries kept at most; past it the memory starts again empty. */
+  static readonly limit = 10_000;
+  readonly stamp: () => number;
+  readonly #entries = new Map<string, { stamp: number; row: unknown }>();
+
+  constructor(stamp: () => number) {
+    this.stamp = stamp;
+  }
+
+  get<Row>(key: string, stamp: number): { row: Row } | undefined {
+    const entry = this.#entries.get(key);
+    return entry && entry.stamp === stamp ? { row: entry.row as Row } : undefined;
+  }
+
+  set(key: string, stamp: number, row: unknown): void {
+    if (this.#entries.size >= LookupMemory.limit) this.#entries.clear();
+    this.#entries.set(key, { stamp, row });
+  }
 }

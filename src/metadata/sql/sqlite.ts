@@ -25,8 +25,6 @@ import {
 /** Prepared statements kept per connection: every distinct SQL text the store runs, and then some. */
 const STATEMENT_CACHE_SIZE = 256;
 
-const sqliteEngine: SqlEngine = { dialect: 'sqlite', isTransient: isBusy };
-
 /**
  * Opens the SQLite metadata store at `path`, creating the file and its
  * directory when needed; call `migrate()` before use.
@@ -54,9 +52,38 @@ export async function openSqliteMetadataStore(path: string): Promise<SqlMetadata
     database.close();
     throw error;
   }
-  const dialect = new ImmediateSqliteDialect({ database: cacheStatements(database) });
+  const writes = { count: 0 };
+  const dialect = new ImmediateSqliteDialect({ database: cacheStatements(database, writes) });
   const db = new Kysely<MetadataTables>({ dialect });
-  return connectSqlMetadataStore(db, sqliteEngine);
+  const engine: SqlEngine = {
+    dialect: 'sqlite',
+    isTransient: isBusy,
+    changeStamp: changeStampOf(database, writes),
+  };
+  return connectSqlMetadataStore(db, engine);
+}
+
+/**
+ * A number that moves whenever the database may have changed since it was
+ * last read through this connection: SQLite's `data_version` moves when
+ * another connection (thread, process, `berth gc`) commits, and `writes`
+ * counts this connection's own writing statements, which `data_version`
+ * leaves out. Reading it costs about what one SQLite call does.
+ */
+function changeStampOf(database: Database.Database, writes: { count: number }): () => number {
+  const dataVersion = database.prepare('PRAGMA data_version').pluck();
+  let seenVersion: unknown;
+  let seenWrites = -1;
+  let stamp = 0;
+  return () => {
+    const version = dataVersion.get();
+    if (version !== seenVersion || writes.count !== seenWrites) {
+      seenVersion = version;
+      seenWrites = writes.count;
+      stamp += 1;
+    }
+    return stamp;
+  };
 }
 
 /** Another connection holds the lock this one needs (SQLITE_BUSY and its extended codes). */
@@ -76,7 +103,7 @@ function configure(database: Database.Database): void {
  * lookup does. The store never streams rows (`iterate`), the one use in
  * which a statement may not be shared. The oldest statement goes first.
  */
-function cacheStatements(database: Database.Database): SqliteDatabase {
+function cacheStatements(database: Database.Database, writes: { count: number }): SqliteDatabase {
   const statements = new Map<string, SqliteStatement>();
   return {
     close: () => database.close(),
@@ -86,10 +113,30 @@ function cacheStatements(database: Database.Database): SqliteDatabase {
         const oldest = statements.keys().next();
         if (statements.size >= STATEMENT_CACHE_SIZE && !oldest.done)
           statements.delete(oldest.value);
-        statement = database.prepare(sql);
+        const prepared = database.prepare(sql);
+        statement = /^\s*select\b/i.test(sql) ? prepared : countingWrites(prepared, writes);
         statements.set(sql, statement);
       }
       return statement;
+    },
+  };
+}
+
+/** A statement that may write, counted each time it runs (changeStampOf). */
+function countingWrites(statement: Database.Statement, writes: { count: number }): SqliteStatement {
+  return {
+    reader: statement.reader,
+    all: (parameters) => {
+      writes.count += 1;
+      return statement.all(parameters);
+    },
+    run: (parameters) => {
+      writes.count += 1;
+      return statement.run(parameters);
+    },
+    iterate: (parameters) => {
+      writes.count += 1;
+      return statement.iterate(parameters);
     },
   };
 }
