@@ -3,8 +3,6 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import {
   addReachable,
@@ -16,11 +14,11 @@ import {
 import { pushBlob, pushImage, putManifest, request, sha256 } from '../support/oci-client.js';
 import {
   createWorkDirectory,
-  findFreePort,
-  RegistryProcess,
+  type RegistryProcess,
   removeWorkDirectory,
   sleep,
-  spawnLongLived,
+  startBerthOn,
+  type StartedBerth,
 } from '../support/registry-process.js';
 
 /**
@@ -32,7 +30,6 @@ import {
  * the end must then leave exactly what the tags reach.
  */
 
-const berthMain = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const graceMs = 1000;
 const garbageBlobs = 2500;
 
@@ -41,38 +38,14 @@ after(async () => {
   if (workDir !== undefined) await removeWorkDirectory(workDir);
 });
 
-interface Started {
-  registry: RegistryProcess;
-  child: ChildProcess;
-  log: string[];
-}
-
-/** `berth serve` on the work directory's data, one process, no scheduled maintenance. */
-async function startBerth(dir: string): Promise<Started> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await findFreePort();
-    const log: string[] = [];
-    const env: NodeJS.ProcessEnv = {
-      ...Object.fromEntries(
-        Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')),
-      ),
-      REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
-      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(dir, 'data'),
-      REGISTRY_LOG_LEVEL: 'info',
-      REGISTRY_SERVER_WORKERS: '1',
-      REGISTRY_GC_ENABLED: 'false',
-      REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED: 'false',
-    };
-    const child = spawnLongLived(process.execPath, [berthMain, 'serve'], env, log);
-    const registry = new RegistryProcess('berth', port, dir, child, log);
-    try {
-      await registry.waitUntilReady();
-      return { registry, child, log };
-    } catch (error) {
-      child.kill('SIGKILL');
-      if (attempt >= 3 || !/EADDRINUSE/.test(String(error))) throw error;
-    }
-  }
+/** `berth serve` on the work directory's data, one serving thread, no scheduled maintenance. */
+function startBerth(dir: string): Promise<StartedBerth> {
+  return startBerthOn(dir, {
+    REGISTRY_LOG_LEVEL: 'info',
+    REGISTRY_SERVER_WORKERS: '1',
+    REGISTRY_GC_ENABLED: 'false',
+    REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED: 'false',
+  });
 }
 
 async function killHard(child: ChildProcess): Promise<void> {

@@ -1,20 +1,16 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { pushImage, request } from '../support/oci-client.js';
 import {
   createWorkDirectory,
-  findFreePort,
-  RegistryProcess,
   removeWorkDirectory,
   sleep,
-  spawnLongLived,
+  startBerthOn,
+  type StartedBerth,
 } from '../support/registry-process.js';
 
 /**
@@ -22,44 +18,17 @@ import {
  * the listening socket, and a shutdown that finishes what is in flight.
  */
 
-const berthMain = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-
 const workDirs: string[] = [];
 after(async () => {
   for (const dir of workDirs) await removeWorkDirectory(dir);
 });
 
-interface Started {
-  registry: RegistryProcess;
-  child: ChildProcess;
-  log: string[];
-}
-
-async function startBerth(workers: number): Promise<Started> {
+async function startBerth(workers: number): Promise<StartedBerth> {
   const dir = await createWorkDirectory('serve');
   workDirs.push(dir);
-  for (let attempt = 1; ; attempt++) {
-    const port = await findFreePort();
-    const log: string[] = [];
-    const env: NodeJS.ProcessEnv = {
-      ...Object.fromEntries(
-        Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')),
-      ),
-      REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
-      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(dir, 'data'),
-      REGISTRY_SERVER_WORKERS: String(workers),
-    };
-    const child = spawnLongLived(process.execPath, [berthMain, 'serve'], env, log);
-    const registry = new RegistryProcess('berth', port, dir, child, log);
-    try {
-      await registry.waitUntilReady();
-      await waitForLine(log, '"berth is serving"');
-      return { registry, child, log };
-    } catch (error) {
-      child.kill('SIGKILL');
-      if (attempt >= 3 || !/EADDRINUSE/.test(String(error))) throw error;
-    }
-  }
+  const started = await startBerthOn(dir, { REGISTRY_SERVER_WORKERS: String(workers) });
+  await waitForLine(started.log, '"berth is serving"');
+  return started;
 }
 
 async function waitForLine(log: string[], text: string): Promise<string> {

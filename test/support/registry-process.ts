@@ -453,6 +453,43 @@ export async function startRegistry(
   }
 }
 
+export interface StartedBerth {
+  registry: RegistryProcess;
+  child: ChildProcess;
+  log: string[];
+}
+
+/**
+ * `berth serve` on the data of `workDir`, which outlives the process (a
+ * test may start it again there), with `settings` as extra `REGISTRY_*`
+ * variables, on a free loopback port. Another process may take the port
+ * between its discovery and the bind: that case is retried.
+ */
+export async function startBerthOn(
+  workDir: string,
+  settings: NodeJS.ProcessEnv = {},
+): Promise<StartedBerth> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await findFreePort();
+    const log: string[] = [];
+    const env: NodeJS.ProcessEnv = {
+      ...cleanEnvironment(),
+      REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(workDir, 'data'),
+      ...settings,
+    };
+    const child = spawnLongLived(process.execPath, [berthMain, 'serve'], env, log);
+    const registry = new RegistryProcess('berth', port, workDir, child, log);
+    try {
+      await registry.waitUntilReady();
+      return { registry, child, log };
+    } catch (error) {
+      child.kill('SIGKILL');
+      if (attempt >= 3 || !/EADDRINUSE/.test(String(error))) throw error;
+    }
+  }
+}
+
 /**
  * Runs a test body against a registry of its own, and stops the registry
  * afterwards whatever happened. When the body fails, the tail of the

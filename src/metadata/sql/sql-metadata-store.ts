@@ -244,8 +244,8 @@ export class SqlMetadataStore implements MetadataStore {
     if (!memory) return this.#retry(query);
     // Read before the query: a change during it leaves the answer stale.
     const stamp = memory.stamp();
-    const known = memory.get<Row>(key, stamp);
-    if (known) return known.row;
+    const known = memory.get(key, stamp);
+    if (known) return known.row as Row;
     const row = await this.#retry(query);
     memory.set(key, stamp, row);
     return row;
@@ -545,9 +545,10 @@ class LookupMemory {
     this.stamp = stamp;
   }
 
-  get<Row>(key: string, stamp: number): { row: Row } | undefined {
+  /** The entry when it was stored under `stamp`; the hot path allocates nothing. */
+  get(key: string, stamp: number): { readonly row: unknown } | undefined {
     const entry = this.#entries.get(key);
-    return entry && entry.stamp === stamp ? { row: entry.row as Row } : undefined;
+    return entry?.stamp === stamp ? entry : undefined;
   }
 
   set(key: string, stamp: number, row: unknown): void {
