@@ -1,24 +1,30 @@
-import type { FileHandle } from 'node:fs/promises';
+import { writev } from 'node:fs';
 import { Writable } from 'node:stream';
 
+/** What an upload may hold queued in memory while a write is under way. */
+const QUEUED_BYTES = 4 << 20;
+
 /**
- * A writable file at a position: chunks queued together go down in one
- * positional `writev`.
+ * A writable file descriptor at a position: chunks that queued while one
+ * write was under way go down together in the next positional `writev`.
  *
- * Making the bytes durable is the committer's job (an fsync before the
- * rename). Two things were measured here and dropped: starting write-back
- * during the upload stalled the writes beside it (256 MiB push: 347 -> 235
- * MB/s), and several writes in flight at once gained nothing.
+ * The descriptor is opened with O_DSYNC (FilesystemBlobStore), so each
+ * write returns once its bytes are on disk. That makes every acknowledged
+ * chunk durable without a separate fsync at commit, and writes of several
+ * MiB at once run at the disk's sequential speed (1.1 to 1.3 GB/s here for
+ * 8 MiB writes, against 0.3 to 1.4 GB/s for page-cache writes followed by
+ * one fsync at the end). Starting write-back with an early fdatasync beside
+ * buffered writes was measured to stall them (256 MiB push: 347 -> 235 MB/s).
  */
 export class FileSink extends Writable {
-  readonly #handle: FileHandle;
+  readonly #fd: number;
   #position: number;
   #writing: Promise<unknown> = Promise.resolve();
   bytesWritten = 0;
 
-  constructor(handle: FileHandle, position: number, highWaterMark = 1 << 20) {
+  constructor(fd: number, position: number, highWaterMark = QUEUED_BYTES) {
     super({ highWaterMark });
-    this.#handle = handle;
+    this.#fd = fd;
     this.#position = position;
   }
 
@@ -35,21 +41,23 @@ export class FileSink extends Writable {
 
   /** Resolves when no write is under way, e.g. before truncating after a failure. */
   async settled(): Promise<void> {
-    await Promise.allSettled([this.#writing]);
+    await this.#writing;
   }
 
   #writeAll(buffers: Buffer[], callback: (error?: Error) => void) {
-    const length = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
-    const writing = this.#handle.writev(buffers, this.#position);
-    this.#writing = writing;
-    writing.then(({ bytesWritten }) => {
-      if (bytesWritten !== length) {
-        callback(new Error(`Short write: ${bytesWritten} of ${length} bytes`));
-        return;
-      }
-      this.#position += length;
-      this.bytesWritten += length;
-      callback();
-    }, callback);
+    let length = 0;
+    for (const buffer of buffers) length += buffer.length;
+    this.#writing = new Promise<void>((resolve) => {
+      writev(this.#fd, buffers, this.#position, (error, bytesWritten) => {
+        resolve();
+        if (error) return callback(error);
+        if (bytesWritten !== length) {
+          return callback(new Error(`Short write: ${bytesWritten} of ${length} bytes`));
+        }
+        this.#position += length;
+        this.bytesWritten += length;
+        callback();
+      });
+    });
   }
 }

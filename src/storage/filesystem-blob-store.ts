@@ -1,6 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  fstatSync,
+  fsync,
+  mkdirSync,
+  open as openAsync,
+  openSync,
+  renameSync,
+  statSync,
+  write as writeAt,
+} from 'node:fs';
+import { mkdir, open, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,9 +30,20 @@ import { FileSink } from './file-sink.js';
 /**
  * The embedded default blob store: one file per blob under the root
  * directory, `blobs/<algorithm>/<first two hex>/<hex>`, and one file per
- * upload session under `uploads/`. Blobs are written elsewhere first, made
- * durable with fsync, then renamed into place, so that a reader or a crash
- * never sees part of a blob (DESIGN.md, invariants 1 and 5).
+ * upload session under `uploads/`. Blobs are written elsewhere first through
+ * O_DSYNC descriptors, so their bytes are on disk when a write returns, then
+ * renamed into place and the rename made durable with an fsync of the
+ * directory, so that a reader or a crash never sees part of a blob
+ * (DESIGN.md, invariants 1 and 5).
+ *
+ * Opening an existing file, renaming, closing and stat are synchronous
+ * calls: on a local filesystem they take 5 to 40 µs and never wait for the
+ * disk, while the same calls through the thread pool queued behind its
+ * fsyncs. Pushing small images (16 pushers), a blob's PUT spent 5.7 ms
+ * appending 1 KiB and 10.7 ms committing, mostly waiting for a pool thread.
+ * What may wait goes through the pool: writes, fsyncs, reads, listings,
+ * removals, and creating a file, which ext4 was measured to take from 30 µs
+ * to 0.9 ms depending on how many inodes were recently freed near it.
  */
 export class FilesystemBlobStore implements BlobStore {
   readonly description: string;
@@ -68,12 +91,11 @@ export class FilesystemBlobStore implements BlobStore {
   async write(digest: string, bytes: Uint8Array): Promise<void> {
     const target = this.#blobPath(digest);
     const temporary = join(this.#root, 'tmp', randomUUID());
-    const handle = await open(temporary, 'w');
+    const fd = await createFile(temporary, durableCreate);
     try {
-      await handle.writeFile(bytes);
-      await handle.sync();
+      await writeAll(fd, bytes);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
     await this.#moveIntoPlace(temporary, target);
   }
@@ -98,12 +120,12 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async startUpload(id: string): Promise<void> {
-    const handle = await open(this.#uploadPath(id), 'wx');
-    await handle.close();
+    closeSync(await createFile(this.#uploadPath(id), createNew));
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- async so that a bad id rejects, never throws
   async uploadSize(id: string): Promise<number | undefined> {
-    return (await statOrUndefined(this.#uploadPath(id)))?.size;
+    return statSync(this.#uploadPath(id), { throwIfNoEntry: false })?.size;
   }
 
   async appendUpload(
@@ -113,13 +135,13 @@ export class FilesystemBlobStore implements BlobStore {
     signal?: AbortSignal,
   ): Promise<number> {
     const path = this.#uploadPath(id);
-    const handle = await open(path, 'r+');
+    const fd = openSync(path, durableAppend);
     try {
-      const { size } = await handle.stat();
+      const { size } = fstatSync(fd);
       if (size !== offset) {
         throw new Error(`Upload "${id}" holds ${size} bytes, not the expected ${offset}`);
       }
-      const sink = new FileSink(handle, offset);
+      const sink = new FileSink(fd, offset);
       try {
         await pipeline(source, sink, signal ? { signal } : {});
       } catch (error) {
@@ -129,7 +151,7 @@ export class FilesystemBlobStore implements BlobStore {
       }
       return sink.bytesWritten + offset;
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   }
 
@@ -138,10 +160,9 @@ export class FilesystemBlobStore implements BlobStore {
     return createReadStream(this.#uploadPath(id), { highWaterMark: 1 << 20 });
   }
 
+  /** Every byte staged went down through an O_DSYNC write: only the rename is left to make durable. */
   async commitUpload(id: string, digest: string): Promise<void> {
-    const path = this.#uploadPath(id);
-    await syncToDisk(path);
-    await this.#moveIntoPlace(path, this.#blobPath(digest));
+    await this.#moveIntoPlace(this.#uploadPath(id), this.#blobPath(digest));
   }
 
   async abortUpload(id: string): Promise<void> {
@@ -178,11 +199,11 @@ export class FilesystemBlobStore implements BlobStore {
   async #moveIntoPlace(from: string, to: string): Promise<void> {
     const directory = dirname(to);
     if (!this.#directories.has(directory)) {
-      await mkdir(directory, { recursive: true });
+      mkdirSync(directory, { recursive: true });
       this.#directories.add(directory);
     }
-    await rename(from, to);
-    await syncToDisk(directory);
+    renameSync(from, to);
+    await syncDirectory(directory);
   }
 
   #blobPath(digest: string): string {
@@ -209,16 +230,41 @@ async function statOrUndefined(path: string): Promise<BlobInfo | undefined> {
   }
 }
 
-/**
- * fsync of a file's bytes, or of a directory's entries, which is what makes
- * a rename durable. Linux flushes either through a read-only descriptor.
- */
-async function syncToDisk(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+/** Staged and temporary files: every write returns once its bytes are on disk. */
+const durableAppend = constants.O_RDWR | constants.O_DSYNC;
+const durableCreate = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+
+const createNew = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+
+/** Creates a file through the thread pool: on a busy filesystem a create can take a millisecond. */
+function createFile(path: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    openAsync(path, flags, 0o644, (error, fd) => (error ? reject(error) : resolve(fd))),
+  );
+}
+
+/** fsync of a directory's entries, which is what makes a rename into it durable. */
+async function syncDirectory(path: string): Promise<void> {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
-    await handle.sync();
+    await new Promise<void>((resolve, reject) =>
+      fsync(fd, (error) => (error ? reject(error) : resolve())),
+    );
   } finally {
-    await handle.close();
+    closeSync(fd);
+  }
+}
+
+/** Writes every byte at the start of `fd`, in as many writes as the kernel needs. */
+async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const position = done;
+    done += await new Promise<number>((resolve, reject) =>
+      writeAt(fd, bytes, position, bytes.length - position, position, (error, written) =>
+        error ? reject(error) : resolve(written),
+      ),
+    );
   }
 }
 
