@@ -225,8 +225,12 @@ export interface MetadataStore {
   /** True when the repository holds at least one manifest or blob link. */
   repositoryExists(repository: string): Promise<boolean>;
 
-  /** Records a committed blob registry-wide and links it into a repository. */
-  linkBlob(repository: string, blob: BlobRecord): Promise<void>;
+  /**
+   * Records a committed blob registry-wide and links it into a repository.
+   * With `endingUpload`, that upload session is deleted in the same
+   * transaction: the push that committed the blob is then over.
+   */
+  linkBlob(repository: string, blob: BlobRecord, endingUpload?: string): Promise<void>;
   /** The blob when it is linked into this repository. */
   getLinkedBlob(repository: string, digest: string): Promise<LinkedBlob | undefined>;
   /** The blob when any repository links it: for mounts without `from`. */

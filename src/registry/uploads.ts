@@ -117,8 +117,7 @@ export class UploadService {
       // before the bytes land, or keeps them (MetadataStore.claimBlob).
       await this.#metadata.claimBlob(blob);
       await this.#commit(id, digest);
-      const refusal = await this.#link(repository, blob, limit);
-      await this.#metadata.deleteUpload(id);
+      const refusal = await this.#link(repository, blob, limit, id);
       this.#hashes.delete(id);
       if (refusal) throw refusal;
       return blob;
@@ -189,18 +188,22 @@ export class UploadService {
    * is made again in the linking transaction, so that layers pushed in
    * parallel cannot pass the quota together. A blob refused there was
    * committed already: its bytes, unless another repository links them,
-   * are unreferenced, and garbage collection frees them.
+   * are unreferenced, and garbage collection frees them. `endingUpload`,
+   * the session that delivered the blob, is deleted either way, in the
+   * linking transaction when there is no quota.
    */
   async #link(
     repository: string,
     blob: BlobRecord,
     limit: number | undefined,
+    endingUpload?: string,
   ): Promise<RegistryError | undefined> {
     if (limit === undefined) {
-      await this.#metadata.linkBlob(repository, blob);
+      await this.#metadata.linkBlob(repository, blob, endingUpload);
       return undefined;
     }
     const result = await this.#metadata.linkBlobWithinQuota(repository, blob, limit);
+    if (endingUpload !== undefined) await this.#metadata.deleteUpload(endingUpload);
     if (result.ok) return undefined;
     if ('gone' in result) {
       return new RegistryError('BLOB_UNKNOWN', `Blob "${blob.digest}" was removed meanwhile`);

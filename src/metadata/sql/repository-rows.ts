@@ -48,11 +48,15 @@ export async function findNonEmptyRepositoryId(
 }
 
 /**
- * The repository's id, creating its row when needed. `ON CONFLICT DO
- * NOTHING` lets two writers create the same repository at once: the second
- * waits for the first to commit and then finds its row.
+ * The repository's id, creating its row when needed. It is looked up first:
+ * nearly every push goes to a repository that exists, and an insert that
+ * finds a conflict still costs a write. `ON CONFLICT DO NOTHING` lets two
+ * writers create the same repository at once: the second waits for the
+ * first to commit and then finds its row.
  */
 export async function ensureRepositoryId(db: Db, repository: string) {
+  const existing = await findRepositoryId(db, repository);
+  if (existing !== undefined) return existing;
   const inserted = await db
     .insertInto('repositories')
     .values({ name: repository })

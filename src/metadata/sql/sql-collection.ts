@@ -33,9 +33,14 @@ export class SqlCollection {
   }
 
   /** linkBlob: the record and the link both move to now. */
-  async linkBlob(repository: string, blob: BlobRecord): Promise<void> {
+  async linkBlob(repository: string, blob: BlobRecord, endingUpload?: string): Promise<void> {
     const now = Date.now();
-    await this.#reaching((trx) => writeLink(trx, repository, blob, now));
+    await this.#reaching(async (trx) => {
+      await writeLink(trx, repository, blob, now);
+      if (endingUpload !== undefined) {
+        await trx.deleteFrom('uploads').where('id', '=', endingUpload).execute();
+      }
+    });
   }
 
   async claimBlob(blob: BlobRecord): Promise<void> {

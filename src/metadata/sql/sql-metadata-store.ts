@@ -142,8 +142,8 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   /** Linking again moves the link's time forward (sql-collection.ts). */
-  async linkBlob(repository: string, blob: BlobRecord): Promise<void> {
-    await this.#collection.linkBlob(repository, blob);
+  async linkBlob(repository: string, blob: BlobRecord, endingUpload?: string): Promise<void> {
+    await this.#collection.linkBlob(repository, blob, endingUpload);
   }
 
   async getLinkedBlob(repository: string, digest: string): Promise<LinkedBlob | undefined> {
