@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { test } from 'node:test';
+import { FileSink } from '../../src/storage/file-sink.js';
+
+/** A temporary file holding `initial`, opened as the blob store opens staged files. */
+async function withFile(
+  initial: Buffer,
+  flags: number,
+  body: (fd: number, path: string) => Promise<void>,
+): Promise<void> {
+  const directory = await mkdtemp(join(tmpdir(), 'berth-file-sink-'));
+  const path = join(directory, 'staged');
+  await writeFile(path, initial);
+  const fd = openSync(path, flags);
+  try {
+    await body(fd, path);
+  } finally {
+    closeSync(fd);
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** Many chunks offered at once, so that writes overlap and batch. */
+function chunksOf(bytes: Buffer, size: number): Readable {
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.subarray(at, at + size));
+  return Readable.from(chunks, { objectMode: false });
+}
+
+test('file sink: chunks land in order after the starting position, with writes overlapping', async () => {
+  const head = Buffer.from('staged-before:');
+  const body = randomBytes(9 << 20);
+  await withFile(head, constants.O_RDWR | constants.O_DSYNC, async (fd, path) => {
+    const sink = new FileSink(fd, head.length, 1 << 20);
+    await pipeline(chunksOf(body, 64 << 10), sink);
+    assert.equal(sink.bytesWritten, body.length);
+    assert.deepEqual(await readFile(path), Buffer.concat([head, body]));
+  });
+});
+
+test('file sink: a failed write fails the stream and counts nothing written', async () => {
+  await withFile(Buffer.alloc(0), constants.O_RDONLY, async (fd) => {
+    const sink = new FileSink(fd, 0, 1 << 20);
+    await assert.rejects(pipeline(chunksOf(randomBytes(3 << 20), 64 << 10), sink), {
+      code: 'EBADF',
+    });
+    await sink.settled();
+    assert.equal(sink.bytesWritten, 0);
+  });
+});
