@@ -44,6 +44,10 @@ import { FileSink } from './file-sink.js';
  * What may wait goes through the pool: writes, fsyncs, reads, listings,
  * removals, and creating a file, which ext4 was measured to take from 30 µs
  * to 0.9 ms depending on how many inodes were recently freed near it.
+ *
+ * Limitation: on a network filesystem, where opening or renaming a file can
+ * wait for the server, each such wait stalls the serving thread's other
+ * requests. The store is meant for a local disk.
  */
 export class FilesystemBlobStore implements BlobStore {
   readonly description: string;
