@@ -1,37 +1,25 @@
 import { writev } from 'node:fs';
 import { Writable } from 'node:stream';
 
-/** What an upload may hold queued in memory while writes are under way. */
-const QUEUED_BYTES = 4 << 20;
+/** What an upload may hold queued in memory while a write is under way. */
+const QUEUED_BYTES = 1 << 20;
 
 /**
- * Writes of one upload under way at once. ext4 copies a write into the page
- * cache under the file's lock and waits for the disk after releasing it, so
- * a second write copies while the first waits. 256 MiB pushes, three pairs:
- * 433 / 413 / 456 MB/s with two, 355 / 356 / 385 with one.
- */
-const WRITES_IN_FLIGHT = 2;
-
-/**
- * A writable file descriptor at a position: chunks that queued while writes
- * were under way go down together in the next positional `writev`. A chunk
- * is acknowledged as soon as its write starts, unless WRITES_IN_FLIGHT are
- * under way already; a failure then fails the next write or the end of the
- * stream, and `bytesWritten` counts only writes that completed.
+ * A writable file descriptor at a position: chunks that queued while one
+ * write was under way go down together in the next positional `writev`.
  *
- * The descriptor is opened with O_DSYNC (FilesystemBlobStore), so each
- * write returns once its bytes are on disk. That makes every acknowledged
- * chunk durable without a separate fsync at commit, and writes of several
- * MiB at once run at the disk's sequential speed (1.1 to 1.3 GB/s here for
- * 8 MiB writes, against 0.3 to 1.4 GB/s for page-cache writes followed by
- * one fsync at the end). Starting write-back with an early fdatasync beside
- * buffered writes was measured to stall them (256 MiB push: 347 -> 235 MB/s).
+ * Writes go to the page cache; the blob store flushes once at the end
+ * (FilesystemBlobStore.appendUpload). Three things were measured here and
+ * dropped: an early fdatasync every 32 MiB stalled the writes beside it
+ * (256 MiB push: 347 -> 235 MB/s); several writes in flight gained nothing;
+ * and an O_DSYNC descriptor, flushing every write, was no faster for
+ * 256 MiB pushes and slower for chunked ones (three pairs: 285 / 300 / 250
+ * MB/s against 333 / 312 / 352 with one flush per request).
  */
 export class FileSink extends Writable {
   readonly #fd: number;
   #position: number;
-  readonly #inFlight = new Set<Promise<void>>();
-  #failure: Error | undefined;
+  #writing: Promise<unknown> = Promise.resolve();
   bytesWritten = 0;
 
   constructor(fd: number, position: number, highWaterMark = QUEUED_BYTES) {
@@ -51,43 +39,25 @@ export class FileSink extends Writable {
     );
   }
 
-  override _final(callback: (error?: Error | null) => void) {
-    this.settled().then(() => callback(this.#failure), callback);
-  }
-
   /** Resolves when no write is under way, e.g. before truncating after a failure. */
   async settled(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+    await this.#writing;
   }
 
   #writeAll(buffers: Buffer[], callback: (error?: Error) => void) {
-    if (this.#failure) return callback(this.#failure);
     let length = 0;
     for (const buffer of buffers) length += buffer.length;
-    const position = this.#position;
-    this.#position += length;
-    let acknowledged = false;
-    const writing: Promise<void> = new Promise<void>((resolve) => {
-      writev(this.#fd, buffers, position, (error, bytesWritten) => {
-        this.#inFlight.delete(writing);
+    this.#writing = new Promise<void>((resolve) => {
+      writev(this.#fd, buffers, this.#position, (error, bytesWritten) => {
         resolve();
-        const failure =
-          error ??
-          (bytesWritten !== length
-            ? new Error(`Short write: ${bytesWritten} of ${length} bytes`)
-            : undefined);
-        if (failure) this.#failure ??= failure;
-        else this.bytesWritten += length;
-        if (!acknowledged) {
-          acknowledged = true;
-          callback(failure);
+        if (error) return callback(error);
+        if (bytesWritten !== length) {
+          return callback(new Error(`Short write: ${bytesWritten} of ${length} bytes`));
         }
+        this.#position += length;
+        this.bytesWritten += length;
+        callback();
       });
     });
-    this.#inFlight.add(writing);
-    if (this.#inFlight.size < WRITES_IN_FLIGHT) {
-      acknowledged = true;
-      callback();
-    }
   }
 }

@@ -4,6 +4,7 @@ import {
   constants,
   createReadStream,
   fstatSync,
+  fdatasync,
   fsync,
   mkdirSync,
   open as openAsync,
@@ -30,11 +31,11 @@ import { FileSink } from './file-sink.js';
 /**
  * The embedded default blob store: one file per blob under the root
  * directory, `blobs/<algorithm>/<first two hex>/<hex>`, and one file per
- * upload session under `uploads/`. Blobs are written elsewhere first through
- * O_DSYNC descriptors, so their bytes are on disk when a write returns, then
- * renamed into place and the rename made durable with an fsync of the
- * directory, so that a reader or a crash never sees part of a blob
- * (DESIGN.md, invariants 1 and 5).
+ * upload session under `uploads/`. Blobs are written elsewhere first and
+ * flushed (each append ends with an fdatasync, a manifest's bytes go down
+ * through an O_DSYNC descriptor), then renamed into place and the rename
+ * made durable with an fsync of the directory, so that a reader or a crash
+ * never sees part of a blob (DESIGN.md, invariants 1 and 5).
  *
  * Opening an existing file, renaming, closing and stat are synchronous
  * calls: on a local filesystem they take 5 to 40 µs and never wait for the
@@ -139,7 +140,7 @@ export class FilesystemBlobStore implements BlobStore {
     signal?: AbortSignal,
   ): Promise<number> {
     const path = this.#uploadPath(id);
-    const fd = openSync(path, durableAppend);
+    const fd = openSync(path, constants.O_RDWR);
     try {
       const { size } = fstatSync(fd);
       if (size !== offset) {
@@ -148,6 +149,10 @@ export class FilesystemBlobStore implements BlobStore {
       const sink = new FileSink(fd, offset);
       try {
         await pipeline(source, sink, signal ? { signal } : {});
+        // Through the descriptor that wrote: a commit then has no file to flush.
+        await new Promise<void>((resolve, reject) =>
+          fdatasync(fd, (error) => (error ? reject(error) : resolve())),
+        );
       } catch (error) {
         await sink.settled();
         await truncate(path, offset).catch(() => undefined);
@@ -164,7 +169,7 @@ export class FilesystemBlobStore implements BlobStore {
     return createReadStream(this.#uploadPath(id), { highWaterMark: 1 << 20 });
   }
 
-  /** Every byte staged went down through an O_DSYNC write: only the rename is left to make durable. */
+  /** Every append ended with an fdatasync: only the rename is left to make durable. */
   async commitUpload(id: string, digest: string): Promise<void> {
     await this.#moveIntoPlace(this.#uploadPath(id), this.#blobPath(digest));
   }
@@ -234,8 +239,7 @@ async function statOrUndefined(path: string): Promise<BlobInfo | undefined> {
   }
 }
 
-/** Staged and temporary files: every write returns once its bytes are on disk. */
-const durableAppend = constants.O_RDWR | constants.O_DSYNC;
+/** Manifests' temporary files: small, so one write that carries its own flush. */
 const durableCreate = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
 const createNew = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
