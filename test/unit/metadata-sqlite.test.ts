@@ -93,6 +93,30 @@ describe('metadata store on SQLite, remembered pull lookups', () => {
       await cleanup();
     }
   });
+
+  it('metadata: a tag list read again reflects tags added and removed since, from either store', async () => {
+    const { stores, cleanup } = await openTwice();
+    const [reader, writer] = stores;
+    assert.ok(reader && writer);
+    try {
+      await reader.migrate();
+      await pushFrom(writer, 'one');
+      const page = { limit: 100 };
+      assert.deepEqual(await reader.listTags('app', page), ['latest', 'one']);
+      const answer = await reader.listTags('app', page);
+      answer?.push('changed by the caller');
+      assert.deepEqual(await reader.listTags('app', page), ['latest', 'one']);
+      assert.deepEqual(await reader.listTags('app', { limit: 100, last: 'latest' }), ['one']);
+
+      await pushFrom(writer, 'two');
+      assert.deepEqual(await reader.listTags('app', page), ['latest', 'one', 'two']);
+      assert.equal(await reader.deleteTag('app', 'one'), true);
+      assert.deepEqual(await reader.listTags('app', page), ['latest', 'two']);
+      assert.equal(await reader.listTags('nothing-here', page), undefined);
+    } finally {
+      await cleanup();
+    }
+  });
 });
 
 /** Links an image's blob and pushes it, tagged twice: five writes, three in transactions. */

@@ -558,15 +558,18 @@ function describeUploads(storeTest: StoreTest) {
     assert.equal(await store.getUpload('u1'), undefined);
   });
 
-  storeTest('metadata: linkBlob ending an upload links the blob and deletes the session', async (store) => {
-    await store.createUpload(session('u1', 1_000));
-    await store.createUpload(session('u2', 1_000));
-    const blob = { digest: digestOf('ended'), size: 7 };
-    await store.linkBlob('app', blob, 'u1');
-    assert.equal(await store.getUpload('u1'), undefined);
-    assert.deepEqual(await store.getUpload('u2'), session('u2', 1_000));
-    assert.equal((await store.getLinkedBlob('app', blob.digest))?.size, 7);
-  });
+  storeTest(
+    'metadata: linkBlob ending an upload links the blob and deletes the session',
+    async (store) => {
+      await store.createUpload(session('u1', 1_000));
+      await store.createUpload(session('u2', 1_000));
+      const blob = { digest: digestOf('ended'), size: 7 };
+      await store.linkBlob('app', blob, 'u1');
+      assert.equal(await store.getUpload('u1'), undefined);
+      assert.deepEqual(await store.getUpload('u2'), session('u2', 1_000));
+      assert.equal((await store.getLinkedBlob('app', blob.digest))?.size, 7);
+    },
+  );
 
   storeTest('metadata: touchUpload never moves activity back', async (store) => {
     await store.createUpload(session('u1', 1_000, 5_000));

@@ -96,6 +96,12 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #hot: HotLookups;
   readonly #collection: SqlCollection;
   readonly #remembered: LookupMemory | undefined;
+  /**
+   * The last page of tags answered, kept like the pull lookups while the
+   * change stamp stays put: CI systems and deploy tools poll the same tag
+   * list again and again. One page (at most 10,000 names) bounds its memory.
+   */
+  #lastTagPage: { key: string; stamp: number; tags: readonly string[] | undefined } | undefined;
 
   constructor(db: Db, engine: SqlEngine) {
     this.#db = db;
@@ -267,6 +273,18 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async listTags(repository: string, page: Page): Promise<string[] | undefined> {
+    const stamp = this.#remembered?.stamp();
+    if (stamp === undefined) return this.#queryTags(repository, page);
+    const key = `${repository}\0${page.limit}\0${page.last === undefined ? '\u0001' : page.last}`;
+    const known = this.#lastTagPage;
+    if (known?.key === key && known.stamp === stamp) return known.tags?.slice();
+    // The stamp was read before the query: a change during it leaves the answer stale.
+    const tags = await this.#queryTags(repository, page);
+    this.#lastTagPage = { key, stamp, tags: tags?.slice() };
+    return tags;
+  }
+
+  async #queryTags(repository: string, page: Page): Promise<string[] | undefined> {
     return this.#retry(async () => {
       const repositoryId = await findNonEmptyRepositoryId(this.#db, repository);
       if (repositoryId === undefined) return undefined;
