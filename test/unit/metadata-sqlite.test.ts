@@ -62,11 +62,7 @@ describe('metadata store on SQLite, shared by two processes', () => {
 
 describe('metadata store on SQLite, remembered pull lookups', () => {
   it('metadata: a tag, manifest or link read again reflects every write since, from either store', async () => {
-    const { stores, cleanup } = await openTwice();
-    const [reader, writer] = stores;
-    assert.ok(reader && writer);
-    try {
-      await reader.migrate();
+    await withReaderAndWriter(async (reader, writer) => {
       await pushFrom(writer, 'one');
       assert.equal((await reader.resolveTag('app', 'latest'))?.digest, digestOf('one'));
       assert.equal((await reader.resolveTag('app', 'latest'))?.digest, digestOf('one'));
@@ -89,17 +85,11 @@ describe('metadata store on SQLite, remembered pull lookups', () => {
       assert.equal(await reader.unlinkBlob('other', layer), true);
       assert.equal(await reader.getLinkedBlob('other', layer), undefined);
       assert.ok(await writer.getLinkedBlob('app', layer));
-    } finally {
-      await cleanup();
-    }
+    });
   });
 
   it('metadata: a tag list read again reflects tags added and removed since, from either store', async () => {
-    const { stores, cleanup } = await openTwice();
-    const [reader, writer] = stores;
-    assert.ok(reader && writer);
-    try {
-      await reader.migrate();
+    await withReaderAndWriter(async (reader, writer) => {
       await pushFrom(writer, 'one');
       const page = { limit: 100 };
       assert.deepEqual(await reader.listTags('app', page), ['latest', 'one']);
@@ -113,11 +103,26 @@ describe('metadata store on SQLite, remembered pull lookups', () => {
       assert.equal(await reader.deleteTag('app', 'one'), true);
       assert.deepEqual(await reader.listTags('app', page), ['latest', 'two']);
       assert.equal(await reader.listTags('nothing-here', page), undefined);
-    } finally {
-      await cleanup();
-    }
+    });
   });
 });
+
+/** Two migrated stores on one file: one reads, the other writes. */
+async function withReaderAndWriter(
+  body: (reader: SqliteStore, writer: SqliteStore) => Promise<void>,
+): Promise<void> {
+  const { stores, cleanup } = await openTwice();
+  const [reader, writer] = stores;
+  assert.ok(reader && writer);
+  try {
+    await reader.migrate();
+    await body(reader, writer);
+  } finally {
+    await cleanup();
+  }
+}
+
+type SqliteStore = Awaited<ReturnType<typeof openSqliteMetadataStore>>;
 
 /** Links an image's blob and pushes it, tagged twice: five writes, three in transactions. */
 async function pushFrom(
