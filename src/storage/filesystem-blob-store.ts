@@ -7,14 +7,15 @@ import {
   fdatasync,
   fsync,
   mkdirSync,
-  open as openAsync,
+  open as openDescriptor,
   openSync,
   renameSync,
   statSync,
-  write as writeAt,
+  write,
 } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseDigest } from '../registry/digest.js';
@@ -150,9 +151,7 @@ export class FilesystemBlobStore implements BlobStore {
       try {
         await pipeline(source, sink, signal ? { signal } : {});
         // Through the descriptor that wrote: a commit then has no file to flush.
-        await new Promise<void>((resolve, reject) =>
-          fdatasync(fd, (error) => (error ? reject(error) : resolve())),
-        );
+        await fdatasyncAsync(fd);
       } catch (error) {
         await sink.settled();
         await truncate(path, offset).catch(() => undefined);
@@ -244,20 +243,22 @@ const durableCreate = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL 
 
 const createNew = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
 
+/** The calls that may wait, through the thread pool, on plain descriptors. */
+const openAsync = promisify(openDescriptor);
+const fsyncAsync = promisify(fsync);
+const fdatasyncAsync = promisify(fdatasync);
+const writeAsync = promisify(write);
+
 /** Creates a file through the thread pool: on a busy filesystem a create can take a millisecond. */
 function createFile(path: string, flags: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    openAsync(path, flags, 0o644, (error, fd) => (error ? reject(error) : resolve(fd))),
-  );
+  return openAsync(path, flags, 0o644);
 }
 
 /** fsync of a directory's entries, which is what makes a rename into it durable. */
 async function syncDirectory(path: string): Promise<void> {
   const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
-    await new Promise<void>((resolve, reject) =>
-      fsync(fd, (error) => (error ? reject(error) : resolve())),
-    );
+    await fsyncAsync(fd);
   } finally {
     closeSync(fd);
   }
@@ -267,12 +268,8 @@ async function syncDirectory(path: string): Promise<void> {
 async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
   let done = 0;
   while (done < bytes.length) {
-    const position = done;
-    done += await new Promise<number>((resolve, reject) =>
-      writeAt(fd, bytes, position, bytes.length - position, position, (error, written) =>
-        error ? reject(error) : resolve(written),
-      ),
-    );
+    const { bytesWritten } = await writeAsync(fd, bytes, done, bytes.length - done, done);
+    done += bytesWritten;
   }
 }
 

@@ -97,18 +97,19 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #collection: SqlCollection;
   readonly #remembered: LookupMemory | undefined;
   /**
-   * The last page of tags answered, kept like the pull lookups while the
-   * change stamp stays put: CI systems and deploy tools poll the same tag
-   * list again and again. One page (at most 10,000 names) bounds its memory.
+   * The last page of tags answered, remembered like the pull lookups: CI
+   * systems and deploy tools poll the same tag list again and again. One
+   * page (at most 10,000 names) bounds its memory.
    */
-  #lastTagPage: { key: string; stamp: number; tags: readonly string[] | undefined } | undefined;
+  readonly #tagPages: LookupMemory | undefined;
 
   constructor(db: Db, engine: SqlEngine) {
     this.#db = db;
     this.#engine = engine;
     this.#hot = prepareHotLookups(db);
     this.#collection = new SqlCollection(db, engine);
-    this.#remembered = engine.changeStamp && new LookupMemory(engine.changeStamp);
+    this.#remembered = engine.changeStamp && new LookupMemory(engine.changeStamp, 10_000);
+    this.#tagPages = engine.changeStamp && new LookupMemory(engine.changeStamp, 1);
   }
 
   async migrate(): Promise<void> {
@@ -154,7 +155,7 @@ export class SqlMetadataStore implements MetadataStore {
 
   async getLinkedBlob(repository: string, digest: string): Promise<LinkedBlob | undefined> {
     const params = { repository, digest };
-    const row = await this.#lookup(`blob\0${repository}\0${digest}`, () =>
+    const row = await this.#lookup(this.#remembered, `blob\0${repository}\0${digest}`, () =>
       this.#hot.getLinkedBlob.executeTakeFirst(this.#db, params),
     );
     return row && { digest: row.digest, size: row.size, linkedAt: Number(row.linked_at) };
@@ -230,7 +231,7 @@ export class SqlMetadataStore implements MetadataStore {
 
   async getManifest(repository: string, digest: string) {
     const params = { repository, digest };
-    const row = await this.#lookup(`manifest\0${repository}\0${digest}`, () =>
+    const row = await this.#lookup(this.#remembered, `manifest\0${repository}\0${digest}`, () =>
       this.#hot.getManifest.executeTakeFirst(this.#db, params),
     );
     return row && toManifestRecord(row);
@@ -238,15 +239,18 @@ export class SqlMetadataStore implements MetadataStore {
 
   async resolveTag(repository: string, tag: string) {
     const params = { repository, tag };
-    const row = await this.#lookup(`tag\0${repository}\0${tag}`, () =>
+    const row = await this.#lookup(this.#remembered, `tag\0${repository}\0${tag}`, () =>
       this.#hot.resolveTag.executeTakeFirst(this.#db, params),
     );
     return row && toManifestRecord(row);
   }
 
-  /** A pull lookup, answered from memory while the database has not changed. */
-  async #lookup<Row>(key: string, query: () => Promise<Row>): Promise<Row> {
-    const memory = this.#remembered;
+  /** A lookup, answered from `memory` while the database has not changed. */
+  async #lookup<Row>(
+    memory: LookupMemory | undefined,
+    key: string,
+    query: () => Promise<Row>,
+  ): Promise<Row> {
     if (!memory) return this.#retry(query);
     // Read before the query: a change during it leaves the answer stale.
     const stamp = memory.stamp();
@@ -272,34 +276,28 @@ export class SqlMetadataStore implements MetadataStore {
     return result.numDeletedRows > 0n;
   }
 
+  /** A copy of the remembered page: the caller may change what it gets. */
   async listTags(repository: string, page: Page): Promise<string[] | undefined> {
-    const stamp = this.#remembered?.stamp();
-    if (stamp === undefined) return this.#queryTags(repository, page);
     const key = `${repository}\0${page.limit}\0${page.last === undefined ? '\u0001' : page.last}`;
-    const known = this.#lastTagPage;
-    if (known?.key === key && known.stamp === stamp) return known.tags?.slice();
-    // The stamp was read before the query: a change during it leaves the answer stale.
-    const tags = await this.#queryTags(repository, page);
-    this.#lastTagPage = { key, stamp, tags: tags?.slice() };
-    return tags;
+    const tags = await this.#lookup(this.#tagPages, key, () => this.#queryTags(repository, page));
+    return tags?.slice();
   }
 
+  /** One try of the tag page's queries; `#lookup` retries it. */
   async #queryTags(repository: string, page: Page): Promise<string[] | undefined> {
-    return this.#retry(async () => {
-      const repositoryId = await findNonEmptyRepositoryId(this.#db, repository);
-      if (repositoryId === undefined) return undefined;
-      if (page.limit <= 0) return [];
+    const repositoryId = await findNonEmptyRepositoryId(this.#db, repository);
+    if (repositoryId === undefined) return undefined;
+    if (page.limit <= 0) return [];
 
-      const rows = await this.#db
-        .selectFrom('tags')
-        .select('name')
-        .where('repository_id', '=', repositoryId)
-        .$if(page.last !== undefined, (qb) => qb.where('name', '>', page.last ?? ''))
-        .orderBy('name')
-        .limit(page.limit)
-        .execute();
-      return rows.map((row) => row.name);
-    });
+    const rows = await this.#db
+      .selectFrom('tags')
+      .select('name')
+      .where('repository_id', '=', repositoryId)
+      .$if(page.last !== undefined, (qb) => qb.where('name', '>', page.last ?? ''))
+      .orderBy('name')
+      .limit(page.limit)
+      .execute();
+    return rows.map((row) => row.name);
   }
 
   /** Ordered by digest, so that every instance answers alike. */
@@ -546,21 +544,22 @@ function toUploadSession(row: UploadsTable): UploadSession {
 }
 
 /**
- * The pull lookups' answers (a tag, a manifest, a blob link), kept while the
- * database's change stamp stays put. A cluster rollout asks for the same few
+ * Lookups' answers (a tag, a manifest, a blob link, a page of tags), kept
+ * while the database's change stamp stays put. A cluster rollout asks for the same few
  * tags thousands of times between two pushes; each answer then costs one
  * read of the stamp instead of a query (about 15% of a manifest GET). Any
  * write, by this connection or another, moves the stamp and so retires
  * every answer at once; nothing is served that the database no longer says.
  */
 class LookupMemory {
-  /** Entries kept at most; past it the memory starts again empty. */
-  static readonly limit = 10_000;
   readonly stamp: () => number;
+  /** Entries kept at most; past it the memory starts again empty. */
+  readonly #limit: number;
   readonly #entries = new Map<string, { stamp: number; row: unknown }>();
 
-  constructor(stamp: () => number) {
+  constructor(stamp: () => number, limit: number) {
     this.stamp = stamp;
+    this.#limit = limit;
   }
 
   /** The entry when it was stored under `stamp`; the hot path allocates nothing. */
@@ -570,7 +569,7 @@ class LookupMemory {
   }
 
   set(key: string, stamp: number, row: unknown): void {
-    if (this.#entries.size >= LookupMemory.limit) this.#entries.clear();
+    if (this.#entries.size >= this.#limit) this.#entries.clear();
     this.#entries.set(key, { stamp, row });
   }
 }
