@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
+import { writeLockData } from '../metadata/sql/write-lock.js';
 
 /**
  * Several serving threads in one process, all accepting from one listening
@@ -96,7 +97,8 @@ export function startServingThreads(
   const threads: Worker[] = [];
   const listening: Promise<void>[] = [];
   for (let i = 0; i < count; i++) {
-    const data: ThreadData = { berthListeningDescriptor: descriptor };
+    // The SQLite write lock goes along even when the store is PostgreSQL: it costs 4 bytes.
+    const data: ThreadData = { berthListeningDescriptor: descriptor, ...writeLockData() };
     const thread = new Worker(process.argv[1] as string, {
       argv: process.argv.slice(2),
       workerData: data,

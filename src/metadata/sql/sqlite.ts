@@ -9,12 +9,14 @@ import {
   SqliteDriver,
   type DatabaseConnection,
   type Driver,
+  type QueryResult,
   type SqliteDatabase,
   type SqliteDialectConfig,
   type SqliteStatement,
 } from 'kysely';
 
 import { retryTransient } from './retry.js';
+import { processWriteLock, type WriteLock } from './write-lock.js';
 import type { MetadataTables } from './schema.js';
 import {
   connectSqlMetadataStore,
@@ -141,7 +143,11 @@ function countingWrites(statement: Database.Statement, writes: { count: number }
   };
 }
 
-/** Kysely's SQLite dialect, with transactions that take the write lock when they begin. */
+/**
+ * Kysely's SQLite dialect, with transactions that take the write lock when
+ * they begin, and writes that wait for the other serving threads' writes
+ * (write-lock.ts) instead of failing with SQLITE_BUSY.
+ */
 class ImmediateSqliteDialect extends SqliteDialect {
   readonly #config: SqliteDialectConfig;
 
@@ -151,12 +157,87 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.#config);
+    return new ImmediateSqliteDriver(this.#config, processWriteLock());
   }
 }
 
 class ImmediateSqliteDriver extends SqliteDriver {
-  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  readonly #lock: WriteLock;
+  #connection: LockingConnection | undefined;
+
+  constructor(config: SqliteDialectConfig, lock: WriteLock) {
+    super(config);
+    this.#lock = lock;
   }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    const connection = await super.acquireConnection();
+    this.#connection ??= new LockingConnection(connection, this.#lock);
+    return this.#connection;
+  }
+
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await this.#lock.acquire();
+    try {
+      await (connection as LockingConnection).inTransaction('begin immediate');
+    } catch (error) {
+      this.#lock.release();
+      throw error;
+    }
+  }
+
+  override async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    // A failed commit is rolled back by Kysely, which releases the lock.
+    await (connection as LockingConnection).inTransaction('commit');
+    this.#lock.release();
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await (connection as LockingConnection).inTransaction('rollback');
+    } finally {
+      this.#lock.release();
+    }
+  }
+}
+
+/**
+ * The driver's one connection. A statement that may write, run outside a
+ * transaction, holds the write lock while it runs; inside a transaction
+ * the transaction holds it.
+ */
+class LockingConnection implements DatabaseConnection {
+  readonly #connection: DatabaseConnection;
+  readonly #lock: WriteLock;
+  #transaction = false;
+
+  constructor(connection: DatabaseConnection, lock: WriteLock) {
+    this.#connection = connection;
+    this.#lock = lock;
+  }
+
+  /** Runs `begin immediate`, `commit` or `rollback`, and notes whether a transaction is open. */
+  async inTransaction(command: 'begin immediate' | 'commit' | 'rollback'): Promise<void> {
+    await this.#connection.executeQuery(CompiledQuery.raw(command));
+    this.#transaction = command === 'begin immediate';
+  }
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#transaction || readsOnly(query.sql)) return this.#connection.executeQuery<R>(query);
+    await this.#lock.acquire();
+    try {
+      return await this.#connection.executeQuery<R>(query);
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.#connection.streamQuery<R>(query, chunkSize);
+  }
+}
+
+/** A statement that cannot write: one that only selects, or a pragma that reads. */
+function readsOnly(sql: string): boolean {
+  return /^\s*(select|pragma\s+\w+\s*$)/i.test(sql);
 }
