@@ -556,6 +556,8 @@ class LookupMemory {
   /** Entries kept at most; past it the memory starts again empty. */
   readonly #limit: number;
   readonly #entries = new Map<string, { stamp: number; row: unknown }>();
+  /** The stamp of every entry held: older answers are dropped, not kept until the limit. */
+  #stamp = -1;
 
   constructor(stamp: () => number, limit: number) {
     this.stamp = stamp;
@@ -568,8 +570,18 @@ class LookupMemory {
     return entry?.stamp === stamp ? entry : undefined;
   }
 
+  /**
+   * Keeps an answer read under `stamp`. A newer stamp retires every entry at
+   * once, so that a run of pushes, which moves the stamp with each write,
+   * leaves no dead answers behind for the garbage collector to promote.
+   * An answer older than the entries held is not kept.
+   */
   set(key: string, stamp: number, row: unknown): void {
-    if (this.#entries.size >= this.#limit) this.#entries.clear();
+    if (stamp < this.#stamp) return;
+    if (stamp > this.#stamp || this.#entries.size >= this.#limit) {
+      this.#entries.clear();
+      this.#stamp = stamp;
+    }
     this.#entries.set(key, { stamp, row });
   }
 }
