@@ -1,6 +1,7 @@
 import type { Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { RegistryError } from '../errors/registry-error.js';
+import { noteReceivedBytes } from './received-bytes.js';
 
 /**
  * A pass-through that feeds every chunk to a hash and counts bytes while
@@ -31,6 +32,7 @@ export class HashingStream extends Transform {
       return;
     }
     this.hash.update(chunk);
+    noteReceivedBytes(chunk.length);
     callback(null, chunk);
   }
 
