@@ -9,10 +9,11 @@ import type { Headers } from './respond.js';
  * position, two buffers take turns: one is read into while the socket takes
  * the other, and a buffer is reused only once the socket has taken all of
  * it. A pull then allocates nothing per chunk, which keeps memory flat and
- * the garbage collector idle however many bytes go out.
+ * the garbage collector idle however many bytes go out. The buffers are
+ * no larger than the blob: a 1 KiB layer needs no 2 MiB to go out.
  */
 
-const chunkSize = 1 << 20;
+const largestChunk = 1 << 20;
 
 /** Opens the blob first, so that a missing file is still an error response, then writes it. */
 export async function sendBlob(
@@ -43,9 +44,10 @@ async function copyRange(
   res: ServerResponse,
   signal: AbortSignal,
 ) {
+  let remaining = range.end - range.start + 1;
+  const chunkSize = Math.max(1, Math.min(largestChunk, remaining));
   const buffers = [Buffer.allocUnsafeSlow(chunkSize), Buffer.allocUnsafeSlow(chunkSize)];
   let position = range.start;
-  let remaining = range.end - range.start + 1;
   let turn = 0;
   let reading = file.read(buffers[0]!, Math.min(chunkSize, remaining), position);
 

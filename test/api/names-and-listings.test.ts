@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { startApiServer, type ApiServer } from '../support/api-server.js';
@@ -130,6 +131,18 @@ describe('blobs', () => {
       headers: { Range: 'bytes=-3' },
     });
     assert.equal(tail.body.toString(), 'hij');
+  });
+
+  test('blobs: concurrent GETs of a large blob, which share the read buffers, each answer every byte', async () => {
+    const large = randomBytes(5 * 1024 * 1024 + 4321);
+    const largeDigest = await pushBlob(server.url, 'b/large', large);
+    const replies = await Promise.all(
+      Array.from({ length: 9 }, () => request(`${server.url}/v2/b/large/blobs/${largeDigest}`)),
+    );
+    for (const reply of replies) {
+      assert.equal(reply.status, 200);
+      assert.equal(sha256(reply.body), largeDigest);
+    }
   });
 
   test('blobs: a Range outside the blob answers 416', async () => {
