@@ -23,6 +23,14 @@ import { writeLockData } from '../metadata/sql/write-lock.js';
  * new connections away and drains; the process exit then closes the
  * descriptor once nothing else can open a file.
  *
+ * Limitation: the main thread accepts as soon as it listens, and the other
+ * threads a second or so later, once they have loaded and opened the
+ * stores. A keep-alive connection made in that second stays with the main
+ * thread for its life, so a burst of clients at start-up is served by one
+ * core until they reconnect. Listening only once every thread is ready
+ * would need the descriptor before the socket listens, which Node does not
+ * offer.
+ *
  * Limitation: a serving thread that fails (an uncaught error, or an exit)
  * stops the whole process with exit code 1, after draining the others,
  * since its end may have closed the shared descriptor already. Separate
