@@ -10,10 +10,10 @@ import { runInNewContext } from 'node:vm';
  * buffers only when it next collects its young generation, and it decides
  * when by the small objects it allocates, not by the megabytes those objects
  * hold. One 256 MiB push through one serving thread raised the process's
- * peak resident memory by 38 to 40 MB, of which at most 2 MiB was in use at
+ * peak resident memory by 37 to 39 MB, of which at most 2 MiB was in use at
  * any time (stream buffers). A young-generation collection after every
  * 8 MiB received frees them in time: the same push then raised the peak by
- * 16 to 26 MB. Each collection took about 65 µs with Berth's heap, so a
+ * 16 to 18 MB. Each collection took about 65 µs with Berth's heap, so a
  * 256 MiB push spends about 2 ms on them.
  *
  * V8 offers the collection only behind `--expose-gc`; set here, the flag
