@@ -18,7 +18,9 @@ import { RETRY_DEADLINE_MS } from './retry.js';
  * The lock is held from `BEGIN IMMEDIATE` to `COMMIT` or `ROLLBACK`, or
  * around one writing statement outside a transaction; within a thread,
  * Kysely's connection mutex already lets one query or transaction at a time
- * use the connection, so a thread never asks for the lock it holds.
+ * use the connection, so a thread never asks for the lock it holds. A
+ * pending `Atomics.waitAsync` does not keep Node's event loop alive; in a
+ * serving thread the listening server does.
  */
 export class WriteLock {
   /** Cell 0: 0 when free, 1 when held. */
