@@ -29,33 +29,26 @@ describe('SQLite write lock between serving threads', () => {
     lock.release();
   });
 
-  it('write lock: a thread waits, without blocking its event loop, for another thread to release', async () => {
+  it('write lock: a thread with nothing else to do waits for another thread to release, and does not end', async () => {
     const lock = new WriteLock(new SharedArrayBuffer(4));
     await lock.acquire();
-    // The thread's timer fires only if its event loop runs while it waits;
-    // it also keeps the loop alive, as a serving thread's server does.
+    // Like a serving thread still opening its stores: no server keeps its event loop alive.
+    const module = new URL('../../src/metadata/sql/write-lock.js', import.meta.url).href;
     const thread = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads');
-       const cell = new Int32Array(workerData);
-       let waiting = true;
-       let told = false;
-       const timer = setInterval(() => {
-         if (waiting && !told) parentPort.postMessage('alive while waiting');
-         told = true;
-       }, 5);
-       (async () => {
-         while (Atomics.compareExchange(cell, 0, 0, 1) !== 0) {
-           const wait = Atomics.waitAsync(cell, 0, 1, 30000);
-           if (wait.async) await wait.value;
-         }
-         waiting = false;
-         clearInterval(timer);
+       import(${JSON.stringify(module)}).then(async ({ WriteLock }) => {
+         const lock = new WriteLock(workerData);
+         parentPort.postMessage('waiting');
+         await lock.acquire();
          parentPort.postMessage('acquired');
-       })();`,
+         lock.release();
+       });`,
       { eval: true, workerData: lock.buffer },
     );
     try {
       const messages: string[] = [];
+      let ended = false;
+      thread.on('exit', () => (ended = true));
       const next = () =>
         new Promise<string>((resolve, reject) => {
           const timer = setTimeout(
@@ -68,7 +61,9 @@ describe('SQLite write lock between serving threads', () => {
             resolve(message);
           });
         });
-      assert.equal(await next(), 'alive while waiting');
+      assert.equal(await next(), 'waiting');
+      await sleep(50);
+      assert.equal(ended, false, 'the waiting thread ended');
       lock.release();
       assert.equal(await next(), 'acquired');
     } finally {

@@ -18,9 +18,7 @@ import { RETRY_DEADLINE_MS } from './retry.js';
  * The lock is held from `BEGIN IMMEDIATE` to `COMMIT` or `ROLLBACK`, or
  * around one writing statement outside a transaction; within a thread,
  * Kysely's connection mutex already lets one query or transaction at a time
- * use the connection, so a thread never asks for the lock it holds. A
- * pending `Atomics.waitAsync` does not keep Node's event loop alive; in a
- * serving thread the listening server does.
+ * use the connection, so a thread never asks for the lock it holds.
  */
 export class WriteLock {
   /** Cell 0: 0 when free, 1 when held. */
@@ -41,7 +39,15 @@ export class WriteLock {
       if (left <= 0)
         throw new Error(`The metadata database stayed locked for ${RETRY_DEADLINE_MS} ms`);
       const wait = waitAsync(this.#cell, 0, 1, left);
-      if (wait.async) await wait.value;
+      if (!wait.async) continue;
+      // A pending waitAsync does not keep Node's event loop alive: a thread
+      // with nothing else to do yet (one still opening its stores) would end.
+      const keepAlive = setTimeout(() => undefined, left);
+      try {
+        await wait.value;
+      } finally {
+        clearTimeout(keepAlive);
+      }
     }
   }
 
