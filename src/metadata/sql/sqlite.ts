@@ -116,7 +116,7 @@ function cacheStatements(database: Database.Database, writes: { count: number })
         if (statements.size >= STATEMENT_CACHE_SIZE && !oldest.done)
           statements.delete(oldest.value);
         const prepared = database.prepare(sql);
-        statement = /^\s*select\b/i.test(sql) ? prepared : countingWrites(prepared, writes);
+        statement = readsOnly(sql) ? prepared : countingWrites(prepared, writes);
         statements.set(sql, statement);
       }
       return statement;
@@ -179,7 +179,7 @@ class ImmediateSqliteDriver extends SqliteDriver {
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await this.#lock.acquire();
     try {
-      await (connection as LockingConnection).inTransaction('begin immediate');
+      await (connection as LockingConnection).runTransactionCommand('begin immediate');
     } catch (error) {
       this.#lock.release();
       throw error;
@@ -188,13 +188,13 @@ class ImmediateSqliteDriver extends SqliteDriver {
 
   override async commitTransaction(connection: DatabaseConnection): Promise<void> {
     // A failed commit is rolled back by Kysely, which releases the lock.
-    await (connection as LockingConnection).inTransaction('commit');
+    await (connection as LockingConnection).runTransactionCommand('commit');
     this.#lock.release();
   }
 
   override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     try {
-      await (connection as LockingConnection).inTransaction('rollback');
+      await (connection as LockingConnection).runTransactionCommand('rollback');
     } finally {
       this.#lock.release();
     }
@@ -217,7 +217,7 @@ class LockingConnection implements DatabaseConnection {
   }
 
   /** Runs `begin immediate`, `commit` or `rollback`, and notes whether a transaction is open. */
-  async inTransaction(command: 'begin immediate' | 'commit' | 'rollback'): Promise<void> {
+  async runTransactionCommand(command: 'begin immediate' | 'commit' | 'rollback'): Promise<void> {
     await this.#connection.executeQuery(CompiledQuery.raw(command));
     this.#transaction = command === 'begin immediate';
   }
@@ -237,7 +237,7 @@ class LockingConnection implements DatabaseConnection {
   }
 }
 
-/** A statement that cannot write: one that only selects, or a pragma that reads. */
+/** A statement that cannot write: the store's reads are all plain selects. */
 function readsOnly(sql: string): boolean {
-  return /^\s*(select|pragma\s+\w+\s*$)/i.test(sql);
+  return /^\s*select\b/i.test(sql);
 }
