@@ -15,6 +15,30 @@ import type { Headers } from './respond.js';
 
 const largestChunk = 1 << 20;
 
+/**
+ * Full-size buffers of finished pulls, kept for the next ones in this
+ * serving thread. Without them every pull of a large blob left 2 MiB for
+ * the collector, which V8 frees only after tens of MB of such external
+ * memory piled up: 8 connections pulling raised peak memory by about
+ * 40 MB (docs/performance.md). At most `sparePoolSize` wait here.
+ */
+const spareBuffers: Buffer[] = [];
+const sparePoolSize = 16;
+
+function takeBuffer(size: number): Buffer {
+  if (size === largestChunk) return spareBuffers.pop() ?? Buffer.allocUnsafeSlow(size);
+  return Buffer.allocUnsafeSlow(size);
+}
+
+/** Only for buffers no write refers to any longer. */
+function returnBuffers(buffers: Buffer[]) {
+  for (const buffer of buffers) {
+    if (buffer.length === largestChunk && spareBuffers.length < sparePoolSize) {
+      spareBuffers.push(buffer);
+    }
+  }
+}
+
 /** Opens the blob first, so that a missing file is still an error response, then writes it. */
 export async function sendBlob(
   ctx: RequestContext,
@@ -46,7 +70,7 @@ async function copyRange(
 ) {
   let remaining = range.end - range.start + 1;
   const chunkSize = Math.max(1, Math.min(largestChunk, remaining));
-  const buffers = [Buffer.allocUnsafeSlow(chunkSize), Buffer.allocUnsafeSlow(chunkSize)];
+  const buffers = [takeBuffer(chunkSize), takeBuffer(chunkSize)];
   let position = range.start;
   let turn = 0;
   let reading = file.read(buffers[0]!, Math.min(chunkSize, remaining), position);
@@ -63,6 +87,9 @@ async function copyRange(
     await writeChunk(res, current, signal);
   }
   res.end();
+  // Only here is every write done: after a failure the socket or a read may
+  // still hold a buffer, which is then left to the collector.
+  returnBuffers(buffers);
 }
 
 /** Resolves once the socket has taken the whole chunk, so its buffer may be reused. */

@@ -145,6 +145,32 @@ describe('blobs', () => {
     }
   });
 
+  test('blobs: buffers kept from one pull for the next never mix two blobs, even after abandoned pulls', async () => {
+    const first = randomBytes(3 * 1024 * 1024 + 17);
+    const second = randomBytes(3 * 1024 * 1024 + 99);
+    const firstUrl = `${server.url}/v2/b/pool/blobs/${await pushBlob(server.url, 'b/pool', first)}`;
+    const secondUrl = `${server.url}/v2/b/pool/blobs/${await pushBlob(server.url, 'b/pool', second)}`;
+    const abandoned = Array.from({ length: 4 }, async () => {
+      const controller = new AbortController();
+      const reply = await fetch(firstUrl, { signal: controller.signal });
+      await reply.body?.getReader().read();
+      controller.abort();
+    });
+    await Promise.all(abandoned);
+
+    for (let wave = 0; wave < 3; wave++) {
+      const [a, b, slice] = await Promise.all([
+        Promise.all([request(firstUrl), request(firstUrl)]),
+        Promise.all([request(secondUrl), request(secondUrl)]),
+        request(secondUrl, { headers: { Range: `bytes=${(1 << 20) + 7}-` } }),
+      ]);
+      for (const reply of a) assert.deepEqual(reply.body, first);
+      for (const reply of b) assert.deepEqual(reply.body, second);
+      assert.equal(slice.status, 206);
+      assert.deepEqual(slice.body, second.subarray((1 << 20) + 7));
+    }
+  });
+
   test('blobs: a Range outside the blob answers 416', async () => {
     const reply = await request(`${server.url}/v2/b/app/blobs/${digest}`, {
       headers: { Range: 'bytes=50-60' },
