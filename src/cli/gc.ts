@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
-import { parseDuration } from '../config/schema.js';
+import { parseDuration } from '../config/duration.js';
 import { createLogger } from '../log/logger.js';
 import { formatSize } from '../registry/byte-sizes.js';
 import type { CollectedItem, CollectionReport } from '../registry/gc.js';

@@ -5,14 +5,6 @@
 // bench/run.sh pass the same flag.
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
-import { certUsage, runCertCommand } from './cert.js';
-import { manifestUsage, repoUsage, runManifestCommand, runRepoCommand } from './delete.js';
-import { gcUsage, runGcCommand } from './gc.js';
-import { retentionUsage, runRetentionCommand } from './retention.js';
-import { robotUsage, runRobotCommand } from './robots.js';
-import { serve } from './serve.js';
-import { runUsageCommand, usageUsage } from './usage.js';
-import { runUserCommand, userUsage } from './users.js';
 import { version } from './version.js';
 
 /** The `berth` command. */
@@ -48,16 +40,49 @@ Runs the registry until SIGINT or SIGTERM.
 Options:
   -c, --config FILE      The configuration file (default: the embedded defaults)`;
 
-/** The administration commands: what runs them, and their help. */
-const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
-  user: { run: runUserCommand, usage: userUsage },
-  robot: { run: runRobotCommand, usage: robotUsage },
-  cert: { run: runCertCommand, usage: certUsage },
-  retention: { run: runRetentionCommand, usage: retentionUsage },
-  usage: { run: runUsageCommand, usage: usageUsage },
-  gc: { run: runGcCommand, usage: gcUsage },
-  repo: { run: runRepoCommand, usage: repoUsage },
-  manifest: { run: runManifestCommand, usage: manifestUsage },
+interface Command {
+  run: (args: string[]) => Promise<void>;
+  usage: string;
+}
+
+/**
+ * The administration commands: what runs them, and their help. Each is
+ * loaded when asked for, so that `serve` does not carry the others'
+ * modules (and libraries such as bcrypt) in memory.
+ */
+const commands: Record<string, () => Promise<Command>> = {
+  user: async () => {
+    const { runUserCommand, userUsage } = await import('./users.js');
+    return { run: runUserCommand, usage: userUsage };
+  },
+  robot: async () => {
+    const { runRobotCommand, robotUsage } = await import('./robots.js');
+    return { run: runRobotCommand, usage: robotUsage };
+  },
+  cert: async () => {
+    const { runCertCommand, certUsage } = await import('./cert.js');
+    return { run: runCertCommand, usage: certUsage };
+  },
+  retention: async () => {
+    const { runRetentionCommand, retentionUsage } = await import('./retention.js');
+    return { run: runRetentionCommand, usage: retentionUsage };
+  },
+  usage: async () => {
+    const { runUsageCommand, usageUsage } = await import('./usage.js');
+    return { run: runUsageCommand, usage: usageUsage };
+  },
+  gc: async () => {
+    const { runGcCommand, gcUsage } = await import('./gc.js');
+    return { run: runGcCommand, usage: gcUsage };
+  },
+  repo: async () => {
+    const { runRepoCommand, repoUsage } = await import('./delete.js');
+    return { run: runRepoCommand, usage: repoUsage };
+  },
+  manifest: async () => {
+    const { runManifestCommand, manifestUsage } = await import('./delete.js');
+    return { run: runManifestCommand, usage: manifestUsage };
+  },
 };
 
 async function main(argv: string[]): Promise<void> {
@@ -70,10 +95,13 @@ async function main(argv: string[]): Promise<void> {
       options: { config: { type: 'string', short: 'c' } },
       allowPositionals: false,
     });
+    const { serve } = await import('./serve.js');
     return serve(values.config);
   }
-  const administration = command === undefined ? undefined : commands[command];
-  if (administration) {
+  const loadCommand =
+    command !== undefined && Object.hasOwn(commands, command) ? commands[command] : undefined;
+  if (loadCommand) {
+    const administration = await loadCommand();
     if (wantsHelp) return console.log(administration.usage);
     return administration.run(rest).catch(toCommandError);
   }

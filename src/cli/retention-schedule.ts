@@ -1,4 +1,5 @@
-import { parseDuration, type Config } from '../config/schema.js';
+import { parseDuration } from '../config/duration.js';
+import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Registry } from '../registry/registry.js';
 import { Retention, retentionRulesOf } from '../registry/retention.js';

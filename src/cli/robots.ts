@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { mintRobot, robotNamePattern, validateRobotScopes } from '../auth/robots.js';
 import { loadConfig } from '../config/load.js';
-import { parseDuration } from '../config/schema.js';
+import { parseDuration } from '../config/duration.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { openRegistry } from '../registry/registry.js';
 

@@ -38,7 +38,9 @@ import { writeLockData } from '../metadata/sql/write-lock.js';
  * (systemd, docker's restart policy) must start the process again.
  */
 
+/** What a serving thread starts from: the main thread's checked configuration and its socket. */
 interface ThreadData {
+  berthConfig: Config;
   berthListeningDescriptor: number;
 }
 
@@ -50,10 +52,13 @@ export function workerCount(config: Config): number {
   return wanted === 'auto' ? Math.min(availableParallelism(), 8) : wanted;
 }
 
-/** In a serving thread: the descriptor it accepts from; undefined in the main thread. */
-export function listeningDescriptor(): number | undefined {
-  if (isMainThread) return undefined;
-  return (workerData as Partial<ThreadData> | undefined)?.berthListeningDescriptor;
+/** In a serving thread: the configuration and the descriptor it accepts from. */
+export function threadData(): { config: Config; descriptor: number } {
+  const data = workerData as Partial<ThreadData> | undefined;
+  if (isMainThread || !data?.berthConfig || data.berthListeningDescriptor === undefined) {
+    throw new Error('Not a serving thread');
+  }
+  return { config: data.berthConfig, descriptor: data.berthListeningDescriptor };
 }
 
 /**
@@ -99,6 +104,7 @@ export interface ServingThreads {
  */
 export function startServingThreads(
   count: number,
+  config: Config,
   descriptor: number,
   onFailure: (reason: string) => void,
 ): ServingThreads {
@@ -106,9 +112,12 @@ export function startServingThreads(
   const listening: Promise<void>[] = [];
   for (let i = 0; i < count; i++) {
     // The SQLite write lock goes along even when the store is PostgreSQL: it costs 4 bytes.
-    const data: ThreadData = { berthListeningDescriptor: descriptor, ...writeLockData() };
-    const thread = new Worker(process.argv[1] as string, {
-      argv: process.argv.slice(2),
+    const data: ThreadData = {
+      berthConfig: config,
+      berthListeningDescriptor: descriptor,
+      ...writeLockData(),
+    };
+    const thread = new Worker(new URL('./serving-thread.js', import.meta.url), {
       workerData: data,
       stdout: false,
       stderr: false,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { immutabilitySchema, quotasSchema, retentionSchema } from './repository-rules.js';
 import { duration } from './units.js';
+import { parseDuration } from './duration.js';
 
 /** How often a task runs: zero would mean all the time. */
 const interval = duration.refine((value) => parseDuration(value) > 0, 'expected more than 0s');
@@ -215,11 +216,3 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.infer<typeof configSchema>;
-
-/** Parses a duration such as `30s` into milliseconds. */
-export function parseDuration(value: string): number {
-  const match = /^(\d+)(ms|s|m|h|d)$/.exec(value);
-  if (!match) throw new Error(`Invalid duration "${value}": expected e.g. 30s, 10m, 24h`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as string];
-  return Number(match[1]) * (unit ?? 1);
-}

@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
-import { parseDuration, type Config } from '../config/schema.js';
+import { parseDuration } from '../config/duration.js';
+import type { Config } from '../config/schema.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { FilesystemBlobStore } from '../storage/filesystem-blob-store.js';

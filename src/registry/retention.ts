@@ -1,4 +1,5 @@
-import { parseDuration, type Config } from '../config/schema.js';
+import { parseDuration } from '../config/duration.js';
+import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { ImmutableTags } from './immutable-tags.js';

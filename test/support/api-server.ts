@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
-import { serverOptionsOf } from '../../src/cli/serve.js';
+import { serverOptionsOf } from '../../src/cli/serving.js';
 import { createRegistryServer } from '../../src/http/server.js';
 import { closeAllConnections } from '../../src/http/tls.js';
 import { createSilentLogger, type Logger } from '../../src/log/logger.js';

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { parseDuration, type Config } from '../../src/config/schema.js';
+import { parseDuration } from '../../src/config/duration.js';
+import type { Config } from '../../src/config/schema.js';
 
 /** A Distribution-style file with the keys both registries share. */
 const distributionFile = `

@@ -1,4 +1,4 @@
-import { parseDuration } from '../../config/schema.js';
+import { parseDuration } from '../../config/duration.js';
 import { RegistryError } from '../../errors/registry-error.js';
 import { parseReference, requireRepositoryName } from '../../registry/names.js';
 import type { RequestContext } from '../context.js';
