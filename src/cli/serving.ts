@@ -6,6 +6,7 @@ import type { HttpOptions } from '../http/context.js';
 import { createRegistryServer } from '../http/server.js';
 import { closeIdleConnections, readTlsOptions, type RegistryServer } from '../http/tls.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import { watchHeapGrowth } from '../registry/heap-growth.js';
 import { openRegistry, type Registry } from '../registry/registry.js';
 
 /**
@@ -24,6 +25,7 @@ export interface Serving {
 
 /** Opens the stores and makes the HTTP server, not yet listening. */
 export async function openServing(config: Config): Promise<Serving> {
+  watchHeapGrowth();
   const log = createLogger({ level: config.log.level, fields: config.log.fields });
   const registry = await openRegistry(config);
   const options = await serverOptionsOf(config, registry, log);
