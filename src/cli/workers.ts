@@ -14,7 +14,7 @@ import { writeLockData } from '../metadata/sql/write-lock.js';
  *
  * Threads rather than processes: a second Node process costs about 80 MB
  * before it serves anything (the mapped binary, counted again per process,
- * and a whole runtime), a second thread about 30 MB.
+ * and a whole runtime), a second thread about 25 MB (it loads only what serving needs).
  *
  * The threads share one descriptor number, so none of them may close it
  * while the others run: a closed number is soon given to a file that
