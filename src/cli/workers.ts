@@ -14,7 +14,8 @@ import { writeLockData } from '../metadata/sql/write-lock.js';
  *
  * Threads rather than processes: a second Node process costs about 80 MB
  * before it serves anything (the mapped binary, counted again per process,
- * and a whole runtime), a second thread about 25 MB (it loads only what serving needs).
+ * and a whole runtime), a second thread about 25 MB, since it loads only
+ * what serving needs (serving-thread.ts).
  *
  * The threads share one descriptor number, so none of them may close it
  * while the others run: a closed number is soon given to a file that
