@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { constants } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 
 import { GrowthCheck } from '../../src/registry/heap-growth.js';
 import { collectGarbage } from '../../src/registry/received-bytes.js';
+import { collectionKindsDuring } from '../support/collections.js';
 
 const MiB = 1 << 20;
 
@@ -49,23 +49,10 @@ describe('heap growth', () => {
   });
 
   it('heap growth: the collection is a full collection of V8', async () => {
-    const seen: PerformanceEntry[] = [];
-    const observer = new PerformanceObserver((list) => seen.push(...list.getEntries()));
-    observer.observe({ entryTypes: ['gc'] });
-    try {
-      await sleep(10);
-      seen.length = 0;
-      collectGarbage('full');
-      await sleep(20);
-      const kinds = seen.map(
-        (entry) => (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind,
-      );
-      assert.ok(
-        kinds.includes(constants.NODE_PERFORMANCE_GC_MAJOR),
-        `kinds of collection seen: ${kinds.join(', ')}`,
-      );
-    } finally {
-      observer.disconnect();
-    }
+    const kinds = await collectionKindsDuring(() => collectGarbage('full'));
+    assert.ok(
+      kinds.includes(constants.NODE_PERFORMANCE_GC_MAJOR),
+      `kinds of collection seen: ${kinds.join(', ')}`,
+    );
   });
 });
