@@ -1,5 +1,5 @@
 import { getHeapStatistics } from 'node:v8';
-import { collectGarbage } from './received-bytes.js';
+import { collectGarbage } from './garbage-collection.js';
 
 /**
  * Keeps a serving thread's heap near what it really holds under a steady
@@ -43,13 +43,11 @@ export class GrowthCheck {
   }
 }
 
-/** Starts the check in this thread; the returned function stops it. */
-export function watchHeapGrowth(): () => void {
+/** Starts the check in this thread, for the thread's life. */
+export function watchHeapGrowth(): void {
   const check = new GrowthCheck(
     () => getHeapStatistics().used_heap_size,
     () => collectGarbage('full'),
   );
-  const timer = setInterval(() => check.check(), CHECK_EVERY_MS);
-  timer.unref();
-  return () => clearInterval(timer);
+  setInterval(() => check.check(), CHECK_EVERY_MS).unref();
 }

@@ -1,5 +1,4 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { collectGarbage } from './garbage-collection.js';
 
 /**
  * Keeps a long upload from piling up received buffers that are already
@@ -15,10 +14,6 @@ import { runInNewContext } from 'node:vm';
  * 8 MiB received frees them in time: the same push then raised the peak by
  * 16 to 18 MB. Each collection took about 65 µs with Berth's heap, so a
  * 256 MiB push spends about 2 ms on them.
- *
- * V8 offers the collection only behind `--expose-gc`; set here, the flag
- * installs `gc` in contexts made afterwards (and in serving threads, which
- * start later), so `berth serve` needs no extra command-line flag.
  */
 const COLLECT_EVERY_BYTES = 8 << 20;
 
@@ -41,29 +36,7 @@ export class CollectionCadence {
   }
 }
 
-let collection: ((options?: { type: 'minor' }) => void) | undefined;
-
-/**
- * One collection of this thread's heap: of its young generation, or of all
- * of it. A full one is `gc()` without options: Node 20's V8 takes
- * `{ type: 'major' }` but then returns within a millisecond, having
- * collected next to nothing.
- */
-export function collectGarbage(type: 'minor' | 'full'): void {
-  if (!collection) {
-    setFlagsFromString('--expose-gc');
-    collection = runInNewContext('gc') as typeof collection;
-  }
-  if (type === 'minor') collection?.({ type });
-  else collection?.();
-}
-
-/** One young-generation collection of this thread's heap. */
-export function collectYoungGeneration(): void {
-  collectGarbage('minor');
-}
-
-const cadence = new CollectionCadence(collectYoungGeneration);
+const cadence = new CollectionCadence(() => collectGarbage('minor'));
 
 /** Counts `bytes` more received in this thread; collects young garbage every 8 MiB. */
 export function noteReceivedBytes(bytes: number): void {

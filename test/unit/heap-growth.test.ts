@@ -3,7 +3,7 @@ import { constants } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 
 import { GrowthCheck } from '../../src/registry/heap-growth.js';
-import { collectGarbage } from '../../src/registry/received-bytes.js';
+import { collectGarbage } from '../../src/registry/garbage-collection.js';
 import { collectionKindsDuring } from '../support/collections.js';
 
 const MiB = 1 << 20;

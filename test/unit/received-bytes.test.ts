@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { constants } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 
-import { collectYoungGeneration, CollectionCadence } from '../../src/registry/received-bytes.js';
+import { collectGarbage } from '../../src/registry/garbage-collection.js';
+import { CollectionCadence } from '../../src/registry/received-bytes.js';
 import { collectionKindsDuring } from '../support/collections.js';
 
 describe('received bytes', () => {
@@ -19,7 +20,7 @@ describe('received bytes', () => {
 
   it('received bytes: the collection is a young-generation collection of V8', async () => {
     const kinds = await collectionKindsDuring(() => {
-      for (let i = 0; i < 5; i++) collectYoungGeneration();
+      for (let i = 0; i < 5; i++) collectGarbage('minor');
     });
     const minor = kinds.filter((kind) => kind === constants.NODE_PERFORMANCE_GC_MINOR);
     assert.ok(minor.length >= 5, `young collections seen: ${minor.length} of ${kinds.length}`);
