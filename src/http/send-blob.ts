@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { BlobFile, ByteRange } from '../storage/blob-store.js';
+import { returnBuffers, spareSize, takeBuffer } from '../storage/spare-buffers.js';
 import type { RequestContext } from './context.js';
 import type { Headers } from './respond.js';
 
@@ -12,32 +13,6 @@ import type { Headers } from './respond.js';
  * the garbage collector idle however many bytes go out. The buffers are
  * no larger than the blob: a 1 KiB layer needs no 2 MiB to go out.
  */
-
-const largestChunk = 1 << 20;
-
-/**
- * Full-size buffers of finished pulls, kept for the next ones in this
- * serving thread. Without them every pull of a large blob left 2 MiB for
- * the collector, which V8 frees only after tens of MB of such external
- * memory piled up: 8 connections pulling raised peak memory by about
- * 40 MB (docs/performance.md). At most `sparePoolSize` wait here.
- */
-const spareBuffers: Buffer[] = [];
-const sparePoolSize = 16;
-
-function takeBuffer(size: number): Buffer {
-  if (size === largestChunk) return spareBuffers.pop() ?? Buffer.allocUnsafeSlow(size);
-  return Buffer.allocUnsafeSlow(size);
-}
-
-/** Only for buffers no write refers to any longer. */
-function returnBuffers(buffers: Buffer[]) {
-  for (const buffer of buffers) {
-    if (buffer.length === largestChunk && spareBuffers.length < sparePoolSize) {
-      spareBuffers.push(buffer);
-    }
-  }
-}
 
 /** Opens the blob first, so that a missing file is still an error response, then writes it. */
 export async function sendBlob(
@@ -69,7 +44,7 @@ async function copyRange(
   signal: AbortSignal,
 ) {
   let remaining = range.end - range.start + 1;
-  const chunkSize = Math.max(1, Math.min(largestChunk, remaining));
+  const chunkSize = Math.max(1, Math.min(spareSize, remaining));
   const buffers = [takeBuffer(chunkSize), takeBuffer(chunkSize)];
   let position = range.start;
   let turn = 0;

@@ -16,7 +16,7 @@ export class HashingStream extends Transform {
   #count = 0;
 
   constructor(hash: Hash, expected?: number) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: 64 << 10 });
     this.hash = hash;
     this.#expected = expected;
   }

@@ -5,21 +5,22 @@ import { collectGarbage } from './garbage-collection.js';
  * garbage (DESIGN.md, invariant 6: memory stays flat whatever the blob size).
  *
  * Node's HTTP parser copies every piece of a request body into a new buffer
- * of up to 64 KiB. Berth hashes it, writes it and drops it, but V8 frees such
- * buffers only when it next collects its young generation, and it decides
- * when by the small objects it allocates, not by the megabytes those objects
- * hold. One 256 MiB push through one serving thread raised the process's
- * peak resident memory by 37 to 39 MB, of which at most 2 MiB was in use at
- * any time (stream buffers). A young-generation collection after every
- * 8 MiB received frees them in time: the same push then raised the peak by
- * 16 to 18 MB. Each collection took about 65 µs with Berth's heap, so a
- * 256 MiB push spends about 2 ms on them.
+ * of up to 64 KiB. Berth hashes it, copies it (storage/file-sink.ts) and
+ * drops it, but V8 frees such buffers only when it next collects its young
+ * generation, and it decides when by the small objects it allocates, not by
+ * the megabytes those objects hold. Meanwhile it counts them towards the old
+ * generation's limit, whose slack is about 8 MiB, and past that it marks
+ * the whole heap. A young-generation collection after every 2 MiB received
+ * keeps them below it: a 256 MiB push then made no full collection (17
+ * with one every 8 MiB, none with one every 2 MiB, three servers each) and
+ * took 0.49 to 0.57 s instead of 0.6. Each collection takes about 70 µs
+ * with Berth's heap, so a 256 MiB push spends about 10 ms on them.
  */
-const COLLECT_EVERY_BYTES = 8 << 20;
+const COLLECT_EVERY_BYTES = 2 << 20;
 
 type Collect = () => void;
 
-/** Runs `collect` once every 8 MiB noted. */
+/** Runs `collect` once every 2 MiB noted. */
 export class CollectionCadence {
   readonly #collect: Collect;
   #sinceCollection = 0;
@@ -38,7 +39,7 @@ export class CollectionCadence {
 
 const cadence = new CollectionCadence(() => collectGarbage('minor'));
 
-/** Counts `bytes` more received in this thread; collects young garbage every 8 MiB. */
+/** Counts `bytes` more received in this thread; collects young garbage every 2 MiB. */
 export function noteReceivedBytes(bytes: number): void {
   cadence.note(bytes);
 }

@@ -55,3 +55,35 @@ test('file sink: a failed write fails the stream and counts nothing written', as
     assert.equal(sink.bytesWritten, 0);
   });
 });
+
+test('file sink: bodies of odd sizes land whole, below and above the copying threshold', async () => {
+  for (const [size, chunk] of [
+    [100 << 10, 7_000],
+    [(3 << 20) + 17, 65_521],
+    [1 << 20, 1 << 20],
+  ] as const) {
+    const body = randomBytes(size);
+    await withFile(Buffer.alloc(0), constants.O_RDWR, async (fd, path) => {
+      const sink = new FileSink(fd, 0);
+      await pipeline(chunksOf(body, chunk), sink);
+      assert.equal(sink.bytesWritten, size);
+      assert.deepEqual(await readFile(path), body, `${size} bytes in chunks of ${chunk}`);
+    });
+  }
+});
+
+test('file sink: once a failed source has settled it, no write lands', async () => {
+  await withFile(Buffer.alloc(0), constants.O_RDWR, async (fd, path) => {
+    const sink = new FileSink(fd, 0);
+    async function* failing() {
+      for (let i = 0; i < 40; i++) yield randomBytes(64 << 10);
+      throw new Error('client went away');
+    }
+    await assert.rejects(pipeline(Readable.from(failing()), sink), /client went away/);
+    await sink.settled();
+    const size = (await readFile(path)).length;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal((await readFile(path)).length, size);
+    assert.ok(size <= 40 * (64 << 10));
+  });
+});

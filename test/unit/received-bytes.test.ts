@@ -7,14 +7,14 @@ import { CollectionCadence } from '../../src/registry/received-bytes.js';
 import { collectionKindsDuring } from '../support/collections.js';
 
 describe('received bytes', () => {
-  it('received bytes: a collection runs once every 8 MiB received, not before', () => {
+  it('received bytes: a collection runs once every 2 MiB received, not before', () => {
     let collections = 0;
     const cadence = new CollectionCadence(() => collections++);
-    for (let i = 0; i < 127; i++) cadence.note(64 << 10);
+    for (let i = 0; i < 31; i++) cadence.note(64 << 10);
     assert.equal(collections, 0);
     cadence.note(64 << 10);
     assert.equal(collections, 1);
-    for (let i = 0; i < 128 * 3; i++) cadence.note(64 << 10);
+    for (let i = 0; i < 32 * 3; i++) cadence.note(64 << 10);
     assert.equal(collections, 4);
   });
 
