@@ -75,7 +75,7 @@ test('file sink: bodies of odd sizes land whole, below and above the copying thr
 test('file sink: once a failed source has settled it, no write lands', async () => {
   await withFile(Buffer.alloc(0), constants.O_RDWR, async (fd, path) => {
     const sink = new FileSink(fd, 0);
-    async function* failing() {
+    function* failing() {
       for (let i = 0; i < 40; i++) yield randomBytes(64 << 10);
       throw new Error('client went away');
     }
