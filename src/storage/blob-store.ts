@@ -78,14 +78,17 @@ export interface BlobStore {
   uploadSize(id: string): Promise<number | undefined>;
   /**
    * Appends a stream to the staged bytes, which must currently hold exactly
-   * `offset` bytes. Resolves with the new size once the bytes are durable
-   * enough to report to the client. On error or abort the staged bytes are
-   * truncated back to `offset`.
+   * `offset` bytes. Resolves with the new size once a later read of the
+   * staging area sees the bytes; they need be durable only once committed.
+   * On error or abort the staged bytes are truncated back to `offset`.
    */
   appendUpload(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number>;
   /** Streams the staged bytes, to rebuild a hash after a restart. */
   readUpload(id: string): Promise<Readable>;
-  /** Moves verified staged bytes to their digest atomically; the session's staging area is gone after. */
+  /**
+   * Makes verified staged bytes durable and moves them to their digest
+   * atomically; the session's staging area is gone after.
+   */
   commitUpload(id: string, digest: string): Promise<void>;
   /** Removes a session's staging area; absent is not an error. */
   abortUpload(id: string): Promise<void>;

@@ -33,8 +33,8 @@ import { FileSink } from './file-sink.js';
  * The embedded default blob store: one file per blob under the root
  * directory, `blobs/<algorithm>/<first two hex>/<hex>`, and one file per
  * upload session under `uploads/`. Blobs are written elsewhere first and
- * flushed (each append ends with an fdatasync, a manifest's bytes go down
- * through an O_DSYNC descriptor), then renamed into place and the rename
+ * flushed (a staged upload with an fdatasync before its commit, a
+ * manifest's bytes through an O_DSYNC descriptor), then renamed into place and the rename
  * made durable with an fsync of the directory, so that a reader or a crash
  * never sees part of a blob (DESIGN.md, invariants 1 and 5).
  *
@@ -150,8 +150,6 @@ export class FilesystemBlobStore implements BlobStore {
       const sink = new FileSink(fd, offset);
       try {
         await pipeline(source, sink, signal ? { signal } : {});
-        // Through the descriptor that wrote: a commit then has no file to flush.
-        await fdatasyncAsync(fd);
       } catch (error) {
         await sink.settled();
         await truncate(path, offset).catch(() => undefined);
@@ -168,9 +166,25 @@ export class FilesystemBlobStore implements BlobStore {
     return createReadStream(this.#uploadPath(id), { highWaterMark: 1 << 20 });
   }
 
-  /** Every append ended with an fdatasync: only the rename is left to make durable. */
+  /**
+   * Appends go to the page cache only: the bytes are flushed once, here,
+   * before the rename. A chunk acknowledged with 202 and lost to a power
+   * loss leaves a staged file that is shorter, or holds zeros where the
+   * chunk was; the session's digest, computed again from the staged bytes
+   * after a restart, then no longer matches, so the upload fails rather
+   * than commit them. One flush per blob instead of one per chunk: a
+   * chunked push of 256 MiB in 8 MiB chunks went from 235 / 305 to 344 /
+   * 356 MB/s (bench, fresh servers alternating).
+   */
   async commitUpload(id: string, digest: string): Promise<void> {
-    await this.#moveIntoPlace(this.#uploadPath(id), this.#blobPath(digest));
+    const path = this.#uploadPath(id);
+    const fd = openSync(path, constants.O_RDONLY);
+    try {
+      await fdatasyncAsync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    await this.#moveIntoPlace(path, this.#blobPath(digest));
   }
 
   async abortUpload(id: string): Promise<void> {
