@@ -145,7 +145,7 @@ describe('blobs', () => {
     }
   });
 
-  test('blobs: buffers kept from one pull for the next never mix two blobs, even after abandoned pulls', async () => {
+  test('blobs: buffers kept between pulls and uploads never mix two blobs, even after abandoned pulls', async () => {
     const first = randomBytes(3 * 1024 * 1024 + 17);
     const second = randomBytes(3 * 1024 * 1024 + 99);
     const firstUrl = `${server.url}/v2/b/pool/blobs/${await pushBlob(server.url, 'b/pool', first)}`;
@@ -159,15 +159,20 @@ describe('blobs', () => {
     await Promise.all(abandoned);
 
     for (let wave = 0; wave < 3; wave++) {
-      const [a, b, slice] = await Promise.all([
+      // Uploads copy into the same kept buffers.
+      const pushed = randomBytes(3 * 1024 * 1024 + 5);
+      const [a, b, slice, pushedDigest] = await Promise.all([
         Promise.all([request(firstUrl), request(firstUrl)]),
         Promise.all([request(secondUrl), request(secondUrl)]),
         request(secondUrl, { headers: { Range: `bytes=${(1 << 20) + 7}-` } }),
+        pushBlob(server.url, 'b/pool', pushed),
       ]);
       for (const reply of a) assert.deepEqual(reply.body, first);
       for (const reply of b) assert.deepEqual(reply.body, second);
       assert.equal(slice.status, 206);
       assert.deepEqual(slice.body, second.subarray((1 << 20) + 7));
+      const back = await request(`${server.url}/v2/b/pool/blobs/${pushedDigest}`);
+      assert.deepEqual(back.body, pushed);
     }
   });
 
