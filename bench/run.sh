@@ -53,7 +53,7 @@ wait_for() {
 REGISTRY_LOG_LEVEL=warn REGISTRY_LOG_ACCESSLOG_DISABLED=true \
   REGISTRY_HTTP_ADDR=127.0.0.1:$BERTH_PORT \
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$WORK/berth-data" \
-  node --max-semi-space-size=4 "$ROOT/dist/src/cli/main.js" serve >"$WORK/berth.log" 2>&1 &
+  node --max-semi-space-size=4 --optimize-for-size "$ROOT/dist/src/cli/main.js" serve >"$WORK/berth.log" 2>&1 &
 berth_pid=$!
 pids+=("$berth_pid")
 wait_for "http://127.0.0.1:$BERTH_PORT"
