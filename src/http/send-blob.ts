@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { BlobFile, ByteRange } from '../storage/blob-store.js';
-import { returnBuffers, spareSize, takeBuffer } from '../storage/spare-buffers.js';
+import { largeSpareSize, returnBuffers, spareSize, takeBuffer } from '../storage/spare-buffers.js';
 import type { RequestContext } from './context.js';
 import type { Headers } from './respond.js';
 
@@ -72,7 +72,8 @@ async function copyThroughBuffers(
   count: 1 | 2,
 ) {
   let remaining = range.end - range.start + 1;
-  const chunkSize = Math.max(1, Math.min(spareSize, remaining));
+  const largest = count === 2 ? largeSpareSize : spareSize;
+  const chunkSize = Math.max(1, Math.min(largest, remaining));
   const buffers = Array.from({ length: count }, () => takeBuffer(chunkSize));
   let position = range.start;
   let turn = 0;
