@@ -1,5 +1,12 @@
-import { write } from 'node:fs';
+import { closeSync, write } from 'node:fs';
 import { Writable } from 'node:stream';
+import {
+  directBlock,
+  directSlab,
+  openDirect,
+  returnAlignedBuffers,
+  takeAlignedBuffer,
+} from './direct-writes.js';
 import { returnBuffers, takeBuffer } from './spare-buffers.js';
 
 /** What an upload may hold queued in memory before its source waits. */
@@ -12,7 +19,8 @@ const COPY_FROM_BYTES = 256 << 10;
  * A writable file descriptor at a position. Past its first 256 KiB, every
  * chunk is copied into one of two 1 MiB buffers kept between uploads
  * (spare-buffers.ts); a full buffer goes down in one positional write while
- * the other fills.
+ * the other fills. Given the file's path, full buffers at aligned positions
+ * go down with O_DIRECT (direct-writes.ts), the rest through the page cache.
  *
  * Why copy: Node's HTTP parser hands over each piece of a body in a new
  * buffer of up to 64 KiB. One that is still queued or being written when V8
@@ -39,14 +47,24 @@ export class FileSink extends Writable {
   #filling: Buffer | undefined;
   #filled = 0;
   #other: Buffer | undefined;
+  /** How many bytes the buffer being filled takes before it is written. */
+  #capacity = directSlab;
   /** Bytes handed to this sink so far. */
   #taken = 0;
+  /** The path, for direct writes; their descriptor once opened, closed only at the end. */
+  readonly #directPath: string | undefined;
+  #direct: number | undefined;
+  /** Whether full aligned buffers still go down directly. */
+  #useDirect = false;
+  /** The buffers this sink took that O_DIRECT accepts; they go back to their own pool. */
+  readonly #aligned = new Set<Buffer>();
   bytesWritten = 0;
 
-  constructor(fd: number, position: number, highWaterMark = QUEUED_BYTES) {
-    super({ highWaterMark });
+  constructor(fd: number, position: number, options: FileSinkOptions = {}) {
+    super({ highWaterMark: options.highWaterMark ?? QUEUED_BYTES });
     this.#fd = fd;
     this.#position = position;
+    this.#directPath = options.directPath;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error) => void) {
@@ -78,14 +96,44 @@ export class FileSink extends Writable {
     this.#taken += chunk.length;
     if (!this.#filling && this.#taken < COPY_FROM_BYTES) return this.#writeNow(chunk);
 
+    if (!this.#filling && !this.#other) {
+      this.#filling = this.#takeBuffer();
+      this.#fillFrom(this.#position);
+    }
     let offset = 0;
     while (offset < chunk.length) {
-      this.#filling ??= takeBuffer();
-      const copied = chunk.copy(this.#filling, this.#filled, offset);
+      this.#filling ??= this.#takeBuffer();
+      const room = this.#capacity - this.#filled;
+      const copied = chunk.copy(this.#filling, this.#filled, offset, offset + room);
       offset += copied;
       this.#filled += copied;
-      if (this.#filled === this.#filling.length) await this.#writeFilled();
+      if (this.#filled === this.#capacity) await this.#writeFilled();
     }
+  }
+
+  /**
+   * The first buffer of a sink decides: aligned ones when direct writes
+   * work here, spare ones otherwise.
+   */
+  #takeBuffer(): Buffer {
+    const first = this.#aligned.size === 0 && this.#direct === undefined;
+    if (first && this.#directPath !== undefined) {
+      this.#direct = openDirect(this.#directPath);
+      this.#useDirect = this.#direct !== undefined;
+    }
+    const aligned = this.#useDirect ? takeAlignedBuffer(this.#directPath!) : undefined;
+    if (aligned) {
+      this.#aligned.add(aligned);
+      return aligned;
+    }
+    this.#useDirect = false;
+    return takeBuffer();
+  }
+
+  /** Where direct writes are on, a buffer that starts off the alignment ends on it. */
+  #fillFrom(position: number): void {
+    this.#filled = 0;
+    this.#capacity = directSlab - (this.#useDirect ? position % directBlock : 0);
   }
 
   /** Starts writing the full buffer and goes on filling the other, once its write is done. */
@@ -95,7 +143,7 @@ export class FileSink extends Writable {
     this.#writing = this.#writeAt(full.subarray(0, this.#filled));
     this.#filling = this.#other;
     this.#other = full;
-    this.#filled = 0;
+    this.#fillFrom(this.#position);
   }
 
   async #writeNow(chunk: Buffer): Promise<void> {
@@ -121,24 +169,48 @@ export class FileSink extends Writable {
     if (this.destroyed) throw new Error('Write after the file sink was destroyed');
   }
 
-  #writeAt(buffer: Buffer): Promise<Error | undefined> {
+  async #writeAt(buffer: Buffer): Promise<Error | undefined> {
     const position = this.#position;
     this.#position += buffer.length;
-    return new Promise((resolve) => {
-      write(this.#fd, buffer, 0, buffer.length, position, (error, written) => {
-        if (error) return resolve(error);
-        if (written !== buffer.length) {
-          return resolve(new Error(`Short write: ${written} of ${buffer.length} bytes`));
-        }
-        this.bytesWritten += written;
-        resolve(undefined);
-      });
-    });
+    const direct = this.#useDirect && buffer.length === directSlab && position % directBlock === 0;
+    let error = await writeWhole(direct ? this.#direct! : this.#fd, buffer, position);
+    if (direct && error && (error as NodeJS.ErrnoException).code === 'EINVAL') {
+      // Refused after all: this buffer and the rest go through the page cache.
+      this.#useDirect = false;
+      this.#aligned.clear();
+      error = await writeWhole(this.#fd, buffer, position);
+    }
+    if (!error) this.bytesWritten += buffer.length;
+    return error;
   }
 
   #release(): void {
     const buffers = [this.#filling, this.#other].filter((buffer) => buffer !== undefined);
     this.#filling = this.#other = undefined;
-    returnBuffers(buffers);
+    returnAlignedBuffers(buffers.filter((buffer) => this.#aligned.has(buffer)));
+    returnBuffers(buffers.filter((buffer) => !this.#aligned.has(buffer)));
+    this.#aligned.clear();
+    if (this.#direct !== undefined) closeSync(this.#direct);
+    this.#direct = undefined;
+    this.#useDirect = false;
   }
+}
+
+export interface FileSinkOptions {
+  /** What may wait in memory before the source is asked to pause. */
+  highWaterMark?: number;
+  /** The file's path: allows direct writes of whole aligned buffers. */
+  directPath?: string;
+}
+
+function writeWhole(fd: number, buffer: Buffer, position: number): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    write(fd, buffer, 0, buffer.length, position, (error, written) => {
+      if (error) return resolve(error);
+      if (written !== buffer.length) {
+        return resolve(new Error(`Short write: ${written} of ${buffer.length} bytes`));
+      }
+      resolve(undefined);
+    });
+  });
 }

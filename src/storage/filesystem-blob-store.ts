@@ -147,7 +147,7 @@ export class FilesystemBlobStore implements BlobStore {
       if (size !== offset) {
         throw new Error(`Upload "${id}" holds ${size} bytes, not the expected ${offset}`);
       }
-      const sink = new FileSink(fd, offset);
+      const sink = new FileSink(fd, offset, { directPath: path });
       try {
         await pipeline(source, sink, signal ? { signal } : {});
       } catch (error) {

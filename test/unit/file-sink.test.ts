@@ -38,7 +38,7 @@ test('file sink: chunks land in order after the starting position', async () => 
   const head = Buffer.from('staged-before:');
   const body = randomBytes(9 << 20);
   await withFile(head, constants.O_RDWR, async (fd, path) => {
-    const sink = new FileSink(fd, head.length, 1 << 20);
+    const sink = new FileSink(fd, head.length, { highWaterMark: 1 << 20 });
     await pipeline(chunksOf(body, 64 << 10), sink);
     assert.equal(sink.bytesWritten, body.length);
     assert.deepEqual(await readFile(path), Buffer.concat([head, body]));
@@ -47,7 +47,7 @@ test('file sink: chunks land in order after the starting position', async () => 
 
 test('file sink: a failed write fails the stream and counts nothing written', async () => {
   await withFile(Buffer.alloc(0), constants.O_RDONLY, async (fd) => {
-    const sink = new FileSink(fd, 0, 1 << 20);
+    const sink = new FileSink(fd, 0, { highWaterMark: 1 << 20 });
     await assert.rejects(pipeline(chunksOf(randomBytes(3 << 20), 64 << 10), sink), {
       code: 'EBADF',
     });
@@ -86,4 +86,17 @@ test('file sink: once a failed source has settled it, no write lands', async () 
     assert.equal((await readFile(path)).length, size);
     assert.ok(size <= 40 * (64 << 10));
   });
+});
+
+test('file sink: with direct writes, bodies from aligned and unaligned starts land whole', async () => {
+  for (const start of [0, 1000, 4096]) {
+    const head = randomBytes(start);
+    const body = randomBytes((5 << 20) + 123);
+    await withFile(head, constants.O_RDWR, async (fd, path) => {
+      const sink = new FileSink(fd, start, { directPath: path });
+      await pipeline(chunksOf(body, 65_521), sink);
+      assert.equal(sink.bytesWritten, body.length);
+      assert.deepEqual(await readFile(path), Buffer.concat([head, body]), `from byte ${start}`);
+    });
+  }
 });
