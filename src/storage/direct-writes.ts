@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, constants, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { takeSpare } from './spare-buffers.js';
 
 /**
  * Writes that bypass the page cache (O_DIRECT), for the whole 1 MiB buffers
@@ -16,7 +17,8 @@ import { dirname, join } from 'node:path';
  * O_DIRECT wants the buffer's memory, the file position and the length
  * aligned to the device's block. Node gives no buffer's address, so a new
  * buffer's aligned offset is found by trying a small direct write to a
- * scratch file. Where the filesystem refuses O_DIRECT (tmpfs) or no
+ * scratch file. Aligned buffers go back to the spare buffers of pulls and
+ * uploads (spare-buffers.ts), marked, so the memory kept stays capped. Where the filesystem refuses O_DIRECT (tmpfs) or no
  * offset works, uploads write through the page cache as before.
  */
 
@@ -24,9 +26,8 @@ import { dirname, join } from 'node:path';
 export const directBlock = 4096;
 export const directSlab = 1 << 20;
 
-/** Aligned buffers kept for the next uploads of this thread. */
-const kept: Buffer[] = [];
-const keptCount = 4;
+/** Buffers known to be aligned; they wait with the other spare buffers. */
+const aligned = new WeakSet<Buffer>();
 
 /** A descriptor of `path` for direct writes, or undefined where O_DIRECT is refused. */
 export function openDirect(path: string): number | undefined {
@@ -42,7 +43,7 @@ export function openDirect(path: string): number | undefined {
  * undefined. A new one is probed with a scratch file beside `stagedPath`.
  */
 export function takeAlignedBuffer(stagedPath: string): Buffer | undefined {
-  const spare = kept.pop();
+  const spare = takeSpare(directSlab, (buffer) => aligned.has(buffer));
   if (spare) return spare;
   const raw = Buffer.allocUnsafeSlow(directSlab + directBlock);
   const probe = join(dirname(stagedPath), `.probe-${randomUUID()}`);
@@ -50,7 +51,10 @@ export function takeAlignedBuffer(stagedPath: string): Buffer | undefined {
   try {
     fd = openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT, 0o600);
     for (let offset = 0; offset < directBlock; offset += 16) {
-      if (writesDirectly(fd, raw, offset)) return raw.subarray(offset, offset + directSlab);
+      if (!writesDirectly(fd, raw, offset)) continue;
+      const buffer = raw.subarray(offset, offset + directSlab);
+      aligned.add(buffer);
+      return buffer;
     }
     return undefined;
   } catch {
@@ -59,11 +63,6 @@ export function takeAlignedBuffer(stagedPath: string): Buffer | undefined {
     if (fd !== undefined) closeSync(fd);
     rmSync(probe, { force: true });
   }
-}
-
-/** Only for buffers no write refers to any longer. */
-export function returnAlignedBuffers(buffers: Buffer[]): void {
-  for (const buffer of buffers) if (kept.length < keptCount) kept.push(buffer);
 }
 
 function writesDirectly(fd: number, raw: Buffer, offset: number): boolean {

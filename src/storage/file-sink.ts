@@ -1,12 +1,6 @@
 import { closeSync, write } from 'node:fs';
 import { Writable } from 'node:stream';
-import {
-  directBlock,
-  directSlab,
-  openDirect,
-  returnAlignedBuffers,
-  takeAlignedBuffer,
-} from './direct-writes.js';
+import { directBlock, directSlab, openDirect, takeAlignedBuffer } from './direct-writes.js';
 import { returnBuffers, takeBuffer } from './spare-buffers.js';
 
 /** What an upload may hold queued in memory before its source waits. */
@@ -187,8 +181,7 @@ export class FileSink extends Writable {
   #release(): void {
     const buffers = [this.#filling, this.#other].filter((buffer) => buffer !== undefined);
     this.#filling = this.#other = undefined;
-    returnAlignedBuffers(buffers.filter((buffer) => this.#aligned.has(buffer)));
-    returnBuffers(buffers.filter((buffer) => !this.#aligned.has(buffer)));
+    returnBuffers(buffers);
     this.#aligned.clear();
     if (this.#direct !== undefined) closeSync(this.#direct);
     this.#direct = undefined;

@@ -26,10 +26,18 @@ let kept = 0;
 
 /** A buffer of `size` bytes; a spare one when `size` is one of the two kept. */
 export function takeBuffer(size = spareSize): Buffer {
-  const spare = spares.get(size)?.pop();
-  if (!spare) return Buffer.allocUnsafeSlow(size);
-  kept -= size;
-  return spare;
+  return takeSpare(size, () => true) ?? Buffer.allocUnsafeSlow(size);
+}
+
+/** A kept buffer of `size` bytes that `wanted` accepts, if one waits here. */
+export function takeSpare(size: number, wanted: (buffer: Buffer) => boolean): Buffer | undefined {
+  const list = spares.get(size) ?? [];
+  for (let index = list.length - 1; index >= 0; index--) {
+    if (!wanted(list[index]!)) continue;
+    kept -= size;
+    return list.splice(index, 1)[0];
+  }
+  return undefined;
 }
 
 /** Only for buffers no read or write refers to any longer. */
