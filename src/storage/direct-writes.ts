@@ -22,6 +22,12 @@ import { takeSpare } from './spare-buffers.js';
  * offset works, uploads write through the page cache as before.
  */
 
+/*
+ * Limitation: a crash between the creation and the removal of a probe's
+ * scratch file (`uploads/.probe-<uuid>`, 4 KiB, a few microseconds apart)
+ * leaves that file behind; nothing removes it but an operator.
+ */
+
 /** The alignment asked of positions and lengths: 4 KiB covers 512-byte and 4 KiB sectors. */
 export const directBlock = 4096;
 export const directSlab = 1 << 20;
