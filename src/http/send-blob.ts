@@ -9,8 +9,9 @@ import type { Headers } from './respond.js';
  * Writes a blob's bytes to the response. With a driver that reads by
  * position, two buffers take turns: one is read into while the socket takes
  * the other, and a buffer is reused only once the socket has taken all of
- * it (one buffer when several pulls run at once, see `oneBufferFrom`). A pull then allocates nothing per chunk, which keeps memory flat and
- * the garbage collector idle however many bytes go out. The buffers are
+ * it (one buffer when several pulls run at once, see `oneBufferFrom`). A
+ * pull then allocates nothing per chunk, which keeps memory flat and the
+ * garbage collector idle however many bytes go out. The buffers are
  * no larger than the blob: a 1 KiB layer needs no 2 MiB to go out.
  */
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, constants, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { takeSpare } from './spare-buffers.js';
+import { spareSize, takeSpare } from './spare-buffers.js';
 
 /**
  * Writes that bypass the page cache (O_DIRECT), for the whole 1 MiB buffers
@@ -18,8 +18,8 @@ import { takeSpare } from './spare-buffers.js';
  * aligned to the device's block. Node gives no buffer's address, so a new
  * buffer's aligned offset is found by trying a small direct write to a
  * scratch file. Aligned buffers go back to the spare buffers of pulls and
- * uploads (spare-buffers.ts), marked, so the memory kept stays capped. Where the filesystem refuses O_DIRECT (tmpfs) or no
- * offset works, uploads write through the page cache as before.
+ * uploads (spare-buffers.ts), marked, so the memory kept stays capped.
+ * Where the filesystem refuses O_DIRECT (tmpfs) or no offset works, uploads write through the page cache as before.
  */
 
 /*
@@ -30,7 +30,8 @@ import { takeSpare } from './spare-buffers.js';
 
 /** The alignment asked of positions and lengths: 4 KiB covers 512-byte and 4 KiB sectors. */
 export const directBlock = 4096;
-export const directSlab = 1 << 20;
+/** Direct writes are of whole spare buffers. */
+export const directSlab = spareSize;
 
 /** Buffers known to be aligned; they wait with the other spare buffers. */
 const aligned = new WeakSet<Buffer>();

@@ -24,8 +24,8 @@ const COPY_FROM_BYTES = 256 << 10;
  * spend 200 to 370 ms of CPU doing it. Copied, each piece dies at once
  * (docs/performance.md).
  *
- * Writes go to the page cache; the blob store flushes once at the end
- * (FilesystemBlobStore.appendUpload). Three things were measured here and
+ * Nothing here flushes; the blob store does once, at the commit
+ * (FilesystemBlobStore.commitUpload). Three things were measured here and
  * dropped: an early fdatasync every 32 MiB stalled the writes beside it
  * (256 MiB push: 347 -> 235 MB/s); several writes in flight gained nothing;
  * and an O_DSYNC descriptor, flushing every write, was no faster for
@@ -48,10 +48,10 @@ export class FileSink extends Writable {
   /** The path, for direct writes; their descriptor once opened, closed only at the end. */
   readonly #directPath: string | undefined;
   #direct: number | undefined;
+  /** Whether the first buffer was taken, which decides on direct writes. */
+  #directTried = false;
   /** Whether full aligned buffers still go down directly. */
   #useDirect = false;
-  /** The buffers this sink took that O_DIRECT accepts; they go back to their own pool. */
-  readonly #aligned = new Set<Buffer>();
   bytesWritten = 0;
 
   constructor(fd: number, position: number, options: FileSinkOptions = {}) {
@@ -110,16 +110,13 @@ export class FileSink extends Writable {
    * work here, spare ones otherwise.
    */
   #takeBuffer(): Buffer {
-    const first = this.#aligned.size === 0 && this.#direct === undefined;
-    if (first && this.#directPath !== undefined) {
+    if (!this.#directTried && this.#directPath !== undefined) {
       this.#direct = openDirect(this.#directPath);
       this.#useDirect = this.#direct !== undefined;
     }
+    this.#directTried = true;
     const aligned = this.#useDirect ? takeAlignedBuffer(this.#directPath!) : undefined;
-    if (aligned) {
-      this.#aligned.add(aligned);
-      return aligned;
-    }
+    if (aligned) return aligned;
     this.#useDirect = false;
     return takeBuffer();
   }
@@ -171,7 +168,6 @@ export class FileSink extends Writable {
     if (direct && error && (error as NodeJS.ErrnoException).code === 'EINVAL') {
       // Refused after all: this buffer and the rest go through the page cache.
       this.#useDirect = false;
-      this.#aligned.clear();
       error = await writeWhole(this.#fd, buffer, position);
     }
     if (!error) this.bytesWritten += buffer.length;
@@ -182,7 +178,6 @@ export class FileSink extends Writable {
     const buffers = [this.#filling, this.#other].filter((buffer) => buffer !== undefined);
     this.#filling = this.#other = undefined;
     returnBuffers(buffers);
-    this.#aligned.clear();
     if (this.#direct !== undefined) closeSync(this.#direct);
     this.#direct = undefined;
     this.#useDirect = false;

@@ -34,8 +34,8 @@ import { FileSink } from './file-sink.js';
  * directory, `blobs/<algorithm>/<first two hex>/<hex>`, and one file per
  * upload session under `uploads/`. Blobs are written elsewhere first and
  * flushed (a staged upload with an fdatasync before its commit, a
- * manifest's bytes through an O_DSYNC descriptor), then renamed into place and the rename
- * made durable with an fsync of the directory, so that a reader or a crash
+ * manifest's bytes through an O_DSYNC descriptor), then renamed into place
+ * and the rename made durable with an fsync of the directory, so that a reader or a crash
  * never sees part of a blob (DESIGN.md, invariants 1 and 5).
  *
  * Opening an existing file, renaming, closing and stat are synchronous
