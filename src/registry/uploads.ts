@@ -4,8 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../errors/registry-error.js';
 import type { BlobRecord, MetadataStore, UploadSession } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import { createDigester, requireDigest, type DigestAlgorithm } from './digest.js';
-import { HashingStream } from './hashing-stream.js';
+import { createDigester, digestOf, requireDigest, type DigestAlgorithm } from './digest.js';
+import { HashingStream, readAnnouncedBody } from './hashing-stream.js';
 import { exceedsQuota, Quotas, quotaError } from './quotas.js';
 
 /**
@@ -20,6 +20,8 @@ export interface UploadStatus {
   session: UploadSession;
   /** Bytes received so far. */
   size: number;
+  /** Whether the blob store holds a staging area for it yet. */
+  staged: boolean;
 }
 
 export interface ChunkOptions {
@@ -39,6 +41,13 @@ interface HashState {
 /** Enough for every upload in flight; an evicted state is rebuilt from the staged bytes. */
 const maxHashStates = 4096;
 
+/**
+ * A session that nothing was staged for, completed by a body of at most
+ * this many announced bytes, is read in memory and written once
+ * (#completeSmall). Most images' configs and many layers are this small.
+ */
+const SMALL_BLOB_BYTES = 64 << 10;
+
 export class UploadService {
   readonly #blobs: BlobStore;
   readonly #metadata: MetadataStore;
@@ -56,16 +65,15 @@ export class UploadService {
   async start(repository: string): Promise<UploadSession> {
     const now = Date.now();
     const session = { id: randomUUID(), repository, startedAt: now, updatedAt: now };
-    await this.#blobs.startUpload(session.id);
     await this.#metadata.createUpload(session);
     return session;
   }
 
+  /** The staging area appears with the first bytes: until then the session holds none. */
   async status(repository: string, id: string): Promise<UploadStatus> {
     const session = await this.#find(repository, id);
-    const size = await this.#blobs.uploadSize(id);
-    if (size === undefined) throw unknownUpload(id);
-    return { session, size };
+    const staged = await this.#blobs.uploadSize(id);
+    return { session, size: staged ?? 0, staged: staged !== undefined };
   }
 
   /** Appends a chunk in order; answers 416 with the current range when it is not. */
@@ -98,8 +106,16 @@ export class UploadService {
   ): Promise<BlobRecord> {
     const { algorithm } = requireDigest(digest);
     return this.#exclusive(id, async () => {
-      let { size } = await this.status(repository, id);
+      const status = await this.status(repository, id);
+      let { size } = status;
       if (options.start !== undefined && options.start !== size) throw outOfOrder(id, size);
+      const small = options.length !== undefined && options.length <= SMALL_BLOB_BYTES;
+      if (size === 0 && (!body || small)) {
+        const blob = await this.#completeSmall(repository, id, digest, body, options.length ?? 0);
+        // An empty staging area, left by a PATCH without bytes.
+        if (status.staged) await this.#blobs.abortUpload(id);
+        return blob;
+      }
       if (body) size = await this.#appendHashed(id, size, body, options);
 
       const actual = await this.#finalDigest(id, size, algorithm);
@@ -122,6 +138,41 @@ export class UploadService {
       if (refusal) throw refusal;
       return blob;
     });
+  }
+
+  /**
+   * A session with nothing staged, completed by a small body or none: the
+   * body is read whole, verified, and written to its digest in one durable
+   * write (BlobStore.write), never staged: no staging file to create, open,
+   * flush and rename, and no stream pipeline. Pushing small images with 16
+   * pushers went from 220 and 199 to 263 and 241 images/s (fresh servers,
+   * alternating; docs/performance.md).
+   */
+  async #completeSmall(
+    repository: string,
+    id: string,
+    digest: string,
+    body: Readable | undefined,
+    length: number,
+  ): Promise<BlobRecord> {
+    const bytes = body ? await readAnnouncedBody(body, length) : Buffer.alloc(0);
+    const actual = digestOf(bytes, requireDigest(digest).algorithm);
+    if (actual !== digest) {
+      await this.#discard(id);
+      throw new RegistryError(
+        'DIGEST_INVALID',
+        `Digest mismatch: the ${bytes.length} bytes received hash to "${actual}", not "${digest}"`,
+      );
+    }
+    const blob = { digest, size: bytes.length };
+    const limit = this.#quotas.limitFor(repository);
+    if (limit !== undefined) await this.#refuseOverQuota(repository, id, blob, limit);
+    await this.#metadata.claimBlob(blob);
+    await this.#blobs.write(digest, bytes);
+    const refusal = await this.#link(repository, blob, limit, id);
+    this.#hashes.delete(id);
+    if (refusal) throw refusal;
+    return blob;
   }
 
   async cancel(repository: string, id: string): Promise<void> {

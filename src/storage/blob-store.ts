@@ -72,13 +72,15 @@ export interface BlobStore {
   /** A committed blob's size and age, or undefined when it is not stored. */
   inspect(digest: string): Promise<BlobInfo | undefined>;
 
-  /** Creates an empty staging area for an upload session. */
-  startUpload(id: string): Promise<void>;
-  /** The number of bytes staged so far, or undefined when the session has no staging area. */
+  /**
+   * The number of bytes staged so far, or undefined when the session has no
+   * staging area: none was made yet, or it was committed or removed.
+   */
   uploadSize(id: string): Promise<number | undefined>;
   /**
    * Appends a stream to the staged bytes, which must currently hold exactly
-   * `offset` bytes. Resolves with the new size once a later read of the
+   * `offset` bytes; at offset 0 the staging area is made when absent, so a
+   * session that never receives bytes costs the store nothing. Resolves with the new size once a later read of the
    * staging area sees the bytes; they need be durable only once committed.
    * On error or abort the staged bytes are truncated back to `offset`.
    */

@@ -125,10 +125,6 @@ export class FilesystemBlobStore implements BlobStore {
     return statOrUndefined(this.#blobPath(digest));
   }
 
-  async startUpload(id: string): Promise<void> {
-    closeSync(await createFile(this.#uploadPath(id), createNew));
-  }
-
   // eslint-disable-next-line @typescript-eslint/require-await -- async so that a bad id rejects, never throws
   async uploadSize(id: string): Promise<number | undefined> {
     return statSync(this.#uploadPath(id), { throwIfNoEntry: false })?.size;
@@ -141,7 +137,9 @@ export class FilesystemBlobStore implements BlobStore {
     signal?: AbortSignal,
   ): Promise<number> {
     const path = this.#uploadPath(id);
-    const fd = openSync(path, constants.O_RDWR);
+    // The first bytes create the file, through the pool (createFile).
+    const fd =
+      offset === 0 ? await createFile(path, createOrOpen) : openSync(path, constants.O_RDWR);
     try {
       const { size } = fstatSync(fd);
       if (size !== offset) {
@@ -255,7 +253,7 @@ async function statOrUndefined(path: string): Promise<BlobInfo | undefined> {
 /** Manifests' temporary files: small, so one write that carries its own flush. */
 const durableCreate = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
-const createNew = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+const createOrOpen = constants.O_RDWR | constants.O_CREAT;
 
 /** The calls that may wait, through the thread pool, on plain descriptors. */
 const openAsync = promisify(openDescriptor);

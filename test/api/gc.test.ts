@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import type { CollectionReport } from '../../src/registry/gc.js';
@@ -418,7 +419,7 @@ describe('upload purging', () => {
       const { registry } = server;
       const hourAgo = Date.now() - 3_600_000;
       const idle = randomUUID();
-      await registry.blobStore.startUpload(idle);
+      await registry.blobStore.appendUpload(idle, 0, Readable.from([]));
       await registry.metadata.createUpload({
         id: idle,
         repository: 'app',
@@ -426,7 +427,7 @@ describe('upload purging', () => {
         updatedAt: hourAgo,
       });
       const orphan = randomUUID();
-      await registry.blobStore.startUpload(orphan);
+      await registry.blobStore.appendUpload(orphan, 0, Readable.from([]));
       const old = new Date(hourAgo);
       await utimes(`${server.root}/uploads/${orphan}`, old, old);
       const active = await request(`${server.url}/v2/app/blobs/uploads/`, { method: 'POST' });

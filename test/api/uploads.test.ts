@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startApiServer, type ApiServer } from '../support/api-server.js';
 import { errorCode, pushBlob, randomBlob, request, sha256 } from '../support/oci-client.js';
@@ -224,6 +226,60 @@ describe('uploads', () => {
     });
     assert.equal(reply.status, 400);
     assert.equal((await head('up/short', digest)).status, 404);
+  });
+
+  test('uploads: a body above the in-memory size goes through the staging area and is verified', async () => {
+    const { bytes, digest } = randomBlob(200_000);
+    const location = await open('up/large');
+    const wrong = await request(`${server.url}${location}?digest=${sha256('other')}`, {
+      method: 'PUT',
+      body: bytes,
+    });
+    assert.equal(errorCode(wrong), 'DIGEST_INVALID');
+    assert.equal((await request(`${server.url}${location}`)).status, 404);
+
+    const again = await open('up/large');
+    const reply = await request(`${server.url}${again}?digest=${digest}`, {
+      method: 'PUT',
+      body: bytes,
+    });
+    assert.equal(reply.status, 201);
+    assert.deepEqual((await request(`${server.url}/v2/up/large/blobs/${digest}`)).body, bytes);
+    const staged = await readdir(join(server.root, 'uploads'));
+    for (const id of [location, again].map((url) => url.split('/').pop()!)) {
+      assert.ok(!staged.includes(id), `staging area ${id} was left`);
+    }
+  });
+
+  test('uploads: a small PUT after an empty PATCH leaves no staging area behind', async () => {
+    const { bytes, digest } = randomBlob(100);
+    const location = await open('up/empty-patch');
+    const patch = await request(`${server.url}${location}`, {
+      method: 'PATCH',
+      body: Buffer.alloc(0),
+    });
+    assert.equal(patch.status, 202);
+    const reply = await request(`${server.url}${location}?digest=${digest}`, {
+      method: 'PUT',
+      body: bytes,
+    });
+    assert.equal(reply.status, 201);
+    assert.deepEqual(
+      (await request(`${server.url}/v2/up/empty-patch/blobs/${digest}`)).body,
+      bytes,
+    );
+    const id = location.split('/').pop()!;
+    assert.ok(!(await readdir(join(server.root, 'uploads'))).includes(id));
+  });
+
+  test('uploads: a PUT without a body on a new session stores the empty blob', async () => {
+    const digest = sha256(Buffer.alloc(0));
+    const location = await open('up/empty');
+    const reply = await request(`${server.url}${location}?digest=${digest}`, { method: 'PUT' });
+    assert.equal(reply.status, 201);
+    const blob = await head('up/empty', digest);
+    assert.equal(blob.status, 200);
+    assert.equal(blob.headers.get('content-length'), '0');
   });
 
   test('uploads: sha512 digests are verified and accepted', async () => {

@@ -40,7 +40,6 @@ test('blob store (filesystem): a blob lands at blobs/<algorithm>/<2 hex>/<hex>',
     const committed = Buffer.from('committed');
     const sha512 = hexOf(committed, 'sha512');
     const id = randomUUID();
-    await store.startUpload(id);
     await store.appendUpload(id, 0, Readable.from([committed]));
     await store.commitUpload(id, `sha512:${sha512}`);
     const path512 = join(root, 'blobs', 'sha512', sha512.slice(0, 2), sha512);
@@ -56,12 +55,11 @@ test('blob store (filesystem): no file is left in tmp/ or uploads/ after writes'
     await store.write(digest, bytes);
     await store.write(`sha512:${hexOf(bytes, 'sha512')}`, bytes);
     for (const id of [randomUUID(), randomUUID()]) {
-      await store.startUpload(id);
       await store.appendUpload(id, 0, Readable.from([bytes]));
       await store.commitUpload(id, digest);
     }
     const aborted = randomUUID();
-    await store.startUpload(aborted);
+    await store.appendUpload(aborted, 0, Readable.from([]));
     await store.abortUpload(aborted);
 
     assert.deepEqual(await readdir(join(root, 'tmp')), []);
@@ -96,7 +94,6 @@ const badIds = ['../x', '../../victim', '..', '', `${randomUUID()}/../../victim`
 test('blob store (filesystem): invalid digests are refused and touch nothing', async () => {
   await withEscapeWatch(async (store, snapshot) => {
     const id = randomUUID();
-    await store.startUpload(id);
     await store.appendUpload(id, 0, Readable.from([Buffer.from('staged')]));
     const before = await snapshot();
 
@@ -119,7 +116,6 @@ test('blob store (filesystem): invalid upload ids are refused and touch nothing'
     const before = await snapshot();
 
     for (const id of badIds) {
-      await refuses(() => store.startUpload(id), /Not an upload id/);
       await refuses(() => store.uploadSize(id), /Not an upload id/);
       const source = Readable.from([Buffer.from('x')]);
       await refuses(() => store.appendUpload(id, 0, source), /Not an upload id/);

@@ -86,7 +86,7 @@ function describeCommittedBlobs(it: It): void {
     const expected = [digestOf(first), digestOf(second, 'sha512')];
     await store.write(expected[0]!, first);
     await store.write(expected[1]!, second);
-    await store.startUpload(randomUUID());
+    await startWith(store, 'staged, not committed');
 
     assert.deepEqual((await listAll(store)).sort(), expected.sort());
   });
@@ -114,8 +114,7 @@ function describeUploads(it: It): void {
     const head = Buffer.from('hello, ');
     const tail = Buffer.from('world');
     const digest = digestOf(Buffer.concat([head, tail]));
-    await store.startUpload(id);
-    assert.equal(await store.uploadSize(id), 0);
+    assert.equal(await store.uploadSize(id), undefined, 'no staging area before the first append');
 
     assert.equal(await store.appendUpload(id, 0, Readable.from([head])), head.length);
     assert.equal(await store.uploadSize(id), head.length);
@@ -133,8 +132,8 @@ function describeUploads(it: It): void {
   it('an empty upload commits to the empty blob', async (store) => {
     const id = randomUUID();
     const digest = digestOf(Buffer.alloc(0));
-    await store.startUpload(id);
     assert.equal(await store.appendUpload(id, 0, Readable.from([])), 0);
+    assert.equal(await store.uploadSize(id), 0, 'an append without bytes makes the staging area');
 
     await store.commitUpload(id, digest);
     assert.equal(await store.stat(digest), 0);
@@ -146,9 +145,7 @@ function describeUploads(it: It): void {
   });
 
   it('appendUpload at a wrong offset rejects and changes nothing', async (store) => {
-    const id = randomUUID();
-    await store.startUpload(id);
-    await store.appendUpload(id, 0, Readable.from([Buffer.from('abc')]));
+    const id = await startWith(store, 'abc');
 
     for (const offset of [0, 2, 4]) {
       const source = Readable.from([Buffer.from('zzz')]);
@@ -163,10 +160,7 @@ function describeUploads(it: It): void {
     const bytes = Buffer.from('same bytes twice');
     const digest = digestOf(bytes);
     const sessions = [randomUUID(), randomUUID()];
-    for (const id of sessions) {
-      await store.startUpload(id);
-      await store.appendUpload(id, 0, Readable.from([bytes]));
-    }
+    for (const id of sessions) await store.appendUpload(id, 0, Readable.from([bytes]));
 
     for (const id of sessions) await store.commitUpload(id, digest);
     assert.equal(await store.stat(digest), bytes.length);
@@ -178,7 +172,7 @@ function describeUploads(it: It): void {
   it('listUploads yields every staging area with its size', async (store) => {
     const empty = randomUUID();
     const grown = await startWith(store, 'staged');
-    await store.startUpload(empty);
+    await store.appendUpload(empty, 0, Readable.from([]));
 
     const staged = [];
     for await (const upload of store.listUploads()) staged.push(upload);
@@ -194,9 +188,7 @@ function describeUploads(it: It): void {
   });
 
   it('abortUpload removes the staged bytes and is idempotent', async (store) => {
-    const id = randomUUID();
-    await store.startUpload(id);
-    await store.appendUpload(id, 0, Readable.from([Buffer.from('discard me')]));
+    const id = await startWith(store, 'discard me');
 
     await store.abortUpload(id);
     assert.equal(await store.uploadSize(id), undefined);
@@ -243,7 +235,6 @@ function describeLargeUpload(it: It): void {
   it('a 64 MiB append round-trips with the right sha256', async (store) => {
     const id = randomUUID();
     const generated = generatedSource(chunks, chunkSize);
-    await store.startUpload(id);
 
     const size = await store.appendUpload(id, 0, generated.stream);
     assert.equal(size, chunks * chunkSize);
@@ -258,7 +249,6 @@ function describeLargeUpload(it: It): void {
 
 async function startWith(store: BlobStore, text: string): Promise<string> {
   const id = randomUUID();
-  await store.startUpload(id);
   await store.appendUpload(id, 0, Readable.from([Buffer.from(text)]));
   return id;
 }
