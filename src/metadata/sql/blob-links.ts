@@ -1,4 +1,5 @@
 import type { BlobRecord } from '../metadata-store.js';
+import { SharedQuery } from './prepared-query.js';
 import { ensureRepositoryId, repositoryIdOf, type Db } from './repository-rows.js';
 
 /**
@@ -9,15 +10,30 @@ import { ensureRepositoryId, repositoryIdOf, type Db } from './repository-rows.j
  * collector lock shared (collector-lock.ts).
  */
 
-/** Records the blob, or moves its time forward. */
-export async function upsertBlob(db: Db, blob: BlobRecord, now: number): Promise<void> {
-  await db
+/** Both upserts run on every blob pushed: compiled once (prepared-query.ts). */
+const upsertBlobQuery = new SharedQuery({ digest: '', size: 0, now: 0 }, (db: Db, p) =>
+  db
     .insertInto('blobs')
-    .values({ digest: blob.digest, size: blob.size, created_at: now })
+    .values({ digest: p.digest, size: p.size, created_at: p.now })
     .onConflict((oc) =>
       oc.column('digest').doUpdateSet((eb) => ({ created_at: eb.ref('excluded.created_at') })),
-    )
-    .execute();
+    ),
+);
+
+const upsertLinkQuery = new SharedQuery({ repositoryId: 0, digest: '', now: 0 }, (db: Db, p) =>
+  db
+    .insertInto('repository_blobs')
+    .values({ repository_id: p.repositoryId, digest: p.digest, created_at: p.now })
+    .onConflict((oc) =>
+      oc
+        .columns(['repository_id', 'digest'])
+        .doUpdateSet((eb) => ({ created_at: eb.ref('excluded.created_at') })),
+    ),
+);
+
+/** Records the blob, or moves its time forward. */
+export async function upsertBlob(db: Db, blob: BlobRecord, now: number): Promise<void> {
+  await upsertBlobQuery.run(db, { digest: blob.digest, size: blob.size, now });
 }
 
 /** Links a recorded blob into a repository, or moves the link's time forward. */
@@ -27,15 +43,7 @@ export async function upsertLink(
   digest: string,
   now: number,
 ): Promise<void> {
-  await db
-    .insertInto('repository_blobs')
-    .values({ repository_id: repositoryId, digest, created_at: now })
-    .onConflict((oc) =>
-      oc
-        .columns(['repository_id', 'digest'])
-        .doUpdateSet((eb) => ({ created_at: eb.ref('excluded.created_at') })),
-    )
-    .execute();
+  await upsertLinkQuery.run(db, { repositoryId, digest, now });
 }
 
 /** linkBlob's writes: the record, the repository when new, the link. */

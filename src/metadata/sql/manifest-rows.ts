@@ -38,7 +38,7 @@ export type HotLookups = ReturnType<typeof prepareHotLookups>;
  */
 export function prepareHotLookups(db: Db) {
   return {
-    resolveTag: new PreparedQuery(['repository', 'tag'], (p) =>
+    resolveTag: new PreparedQuery({ repository: '', tag: '' }, (p) =>
       db
         .selectFrom('tags as t')
         .innerJoin('repositories as r', 'r.id', 't.repository_id')
@@ -49,7 +49,7 @@ export function prepareHotLookups(db: Db) {
         .where('r.name', '=', p.repository)
         .where('t.name', '=', p.tag),
     ),
-    getManifest: new PreparedQuery(['repository', 'digest'], (p) =>
+    getManifest: new PreparedQuery({ repository: '', digest: '' }, (p) =>
       db
         .selectFrom('manifests as m')
         .innerJoin('repositories as r', 'r.id', 'm.repository_id')
@@ -57,7 +57,7 @@ export function prepareHotLookups(db: Db) {
         .where('r.name', '=', p.repository)
         .where('m.digest', '=', p.digest),
     ),
-    getLinkedBlob: new PreparedQuery(['repository', 'digest'], (p) =>
+    getLinkedBlob: new PreparedQuery({ repository: '', digest: '' }, (p) =>
       db
         .selectFrom('repository_blobs as rb')
         .innerJoin('repositories as r', 'r.id', 'rb.repository_id')

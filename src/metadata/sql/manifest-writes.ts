@@ -1,5 +1,6 @@
 import type { ManifestReference, NewManifest, PutManifestResult } from '../metadata-store.js';
 import { placeImmutableTag } from './immutable-tag.js';
+import { SharedQuery } from './prepared-query.js';
 import { ensureRepositoryId, findRepositoryId, type Db } from './repository-rows.js';
 
 /**
@@ -135,30 +136,77 @@ async function findPresent(
   return present;
 }
 
+/** The statements every manifest pushed runs, compiled once (prepared-query.ts). */
+const upsertManifestQuery = new SharedQuery(
+  {
+    repositoryId: 0,
+    digest: '',
+    mediaType: '',
+    size: 0,
+    artifactType: null as string | null,
+    subject: null as string | null,
+    annotations: null as string | null,
+    now: 0,
+  },
+  (db: Db, p) =>
+    db
+      .insertInto('manifests')
+      .values({
+        repository_id: p.repositoryId,
+        digest: p.digest,
+        media_type: p.mediaType,
+        size: p.size,
+        artifact_type: p.artifactType,
+        subject: p.subject,
+        annotations: p.annotations,
+        created_at: p.now,
+      })
+      .onConflict((oc) =>
+        oc.columns(['repository_id', 'digest']).doUpdateSet((eb) => ({
+          media_type: eb.ref('excluded.media_type'),
+          size: eb.ref('excluded.size'),
+          artifact_type: eb.ref('excluded.artifact_type'),
+          subject: eb.ref('excluded.subject'),
+          annotations: eb.ref('excluded.annotations'),
+        })),
+      ),
+);
+
+const deleteReferencesQuery = new SharedQuery(
+  { repositoryId: 0, manifestDigest: '' },
+  (db: Db, p) =>
+    db
+      .deleteFrom('manifest_references')
+      .where('repository_id', '=', p.repositoryId)
+      .where('manifest_digest', '=', p.manifestDigest),
+);
+
+const upsertTagQuery = new SharedQuery(
+  { repositoryId: 0, tag: '', digest: '', now: 0 },
+  (db: Db, p) =>
+    db
+      .insertInto('tags')
+      .values({ repository_id: p.repositoryId, name: p.tag, digest: p.digest, updated_at: p.now })
+      .onConflict((oc) =>
+        oc.columns(['repository_id', 'name']).doUpdateSet((eb) => ({
+          digest: eb.ref('excluded.digest'),
+          updated_at: eb.ref('excluded.updated_at'),
+        })),
+      ),
+);
+
 /** Stores the manifest; pushing it again refreshes its description and keeps `created_at`. */
 async function upsertManifest(db: Db, repositoryId: number, manifest: NewManifest, now: number) {
-  await db
-    .insertInto('manifests')
-    .values({
-      repository_id: repositoryId,
-      digest: manifest.digest,
-      media_type: manifest.mediaType,
-      size: manifest.size,
-      artifact_type: manifest.artifactType,
-      subject: manifest.subject,
-      annotations: manifest.annotations,
-      created_at: now,
-    })
-    .onConflict((oc) =>
-      oc.columns(['repository_id', 'digest']).doUpdateSet((eb) => ({
-        media_type: eb.ref('excluded.media_type'),
-        size: eb.ref('excluded.size'),
-        artifact_type: eb.ref('excluded.artifact_type'),
-        subject: eb.ref('excluded.subject'),
-        annotations: eb.ref('excluded.annotations'),
-      })),
-    )
-    .execute();
+  await upsertManifestQuery.run(db, {
+    repositoryId,
+    digest: manifest.digest,
+    mediaType: manifest.mediaType,
+    size: manifest.size,
+    artifactType: manifest.artifactType,
+    subject: manifest.subject,
+    annotations: manifest.annotations,
+    now,
+  });
 }
 
 async function replaceReferences(
@@ -167,11 +215,7 @@ async function replaceReferences(
   manifestDigest: string,
   references: readonly ManifestReference[],
 ) {
-  await db
-    .deleteFrom('manifest_references')
-    .where('repository_id', '=', repositoryId)
-    .where('manifest_digest', '=', manifestDigest)
-    .execute();
+  await deleteReferencesQuery.run(db, { repositoryId, manifestDigest });
   for (const batch of batches(references)) {
     const rows = batch.map(({ digest, kind }) => ({
       repository_id: repositoryId,
@@ -189,16 +233,7 @@ async function upsertTag(
   repositoryId: number,
   { tag, digest, now }: { tag: string; digest: string; now: number },
 ) {
-  await db
-    .insertInto('tags')
-    .values({ repository_id: repositoryId, name: tag, digest, updated_at: now })
-    .onConflict((oc) =>
-      oc.columns(['repository_id', 'name']).doUpdateSet((eb) => ({
-        digest: eb.ref('excluded.digest'),
-        updated_at: eb.ref('excluded.updated_at'),
-      })),
-    )
-    .execute();
+  await upsertTagQuery.run(db, { repositoryId, tag, digest, now });
 }
 
 function* batches<T>(items: readonly T[]): Generator<T[]> {

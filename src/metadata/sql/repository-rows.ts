@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 
+import { SharedQuery } from './prepared-query.js';
 import type { MetadataTables } from './schema.js';
 
 /** A database, or a transaction on it: Kysely's `Transaction` is a `Kysely`. */
@@ -10,8 +11,21 @@ export function repositoryIdOf(db: Db, repository: string) {
   return db.selectFrom('repositories').select('id').where('name', '=', repository);
 }
 
+/** Asked by every push, several times: compiled once (prepared-query.ts). */
+const repositoryIdQuery = new SharedQuery({ repository: '' }, (db: Db, p) =>
+  repositoryIdOf(db, p.repository),
+);
+
+const insertRepositoryQuery = new SharedQuery({ repository: '' }, (db: Db, p) =>
+  db
+    .insertInto('repositories')
+    .values({ name: p.repository })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .returning('id'),
+);
+
 export async function findRepositoryId(db: Db, repository: string) {
-  const row = await repositoryIdOf(db, repository).executeTakeFirst();
+  const row = await repositoryIdQuery.executeTakeFirst(db, { repository });
   return row?.id;
 }
 
@@ -57,12 +71,7 @@ export async function findNonEmptyRepositoryId(
 export async function ensureRepositoryId(db: Db, repository: string) {
   const existing = await findRepositoryId(db, repository);
   if (existing !== undefined) return existing;
-  const inserted = await db
-    .insertInto('repositories')
-    .values({ name: repository })
-    .onConflict((oc) => oc.column('name').doNothing())
-    .returning('id')
-    .executeTakeFirst();
+  const inserted = await insertRepositoryQuery.executeTakeFirst(db, { repository });
   const id = inserted?.id ?? (await findRepositoryId(db, repository));
   if (id === undefined) {
     throw new Error(`Repository "${repository}" vanished while it was created`);

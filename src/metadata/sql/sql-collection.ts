@@ -15,6 +15,7 @@ import * as gc from './gc-queries.js';
 import { extendLease, giveUpLease, selectLease, upsertLease } from './lease-rows.js';
 import type { Db } from './repository-rows.js';
 import { retryTransient } from './retry.js';
+import { deleteUploadRow } from './upload-rows.js';
 import type { SqlEngine } from './sql-metadata-store.js';
 
 /**
@@ -37,9 +38,7 @@ export class SqlCollection {
     const now = Date.now();
     await this.#reaching(async (trx) => {
       await writeLink(trx, repository, blob, now);
-      if (endingUpload !== undefined) {
-        await trx.deleteFrom('uploads').where('id', '=', endingUpload).execute();
-      }
+      if (endingUpload !== undefined) await deleteUploadRow(trx, endingUpload);
     });
   }
 

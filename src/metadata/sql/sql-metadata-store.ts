@@ -43,6 +43,7 @@ import { retryTransient } from './retry.js';
 import { deleteRobotNamed, insertRobot, selectRobot, selectRobots } from './robot-rows.js';
 import { migrate, type SqlDialectName, type UploadsTable } from './schema.js';
 import { SqlCollection } from './sql-collection.js';
+import { deleteUploadRow, insertUploadRow, selectUploadRow } from './upload-rows.js';
 import {
   linkWithinQuota,
   selectRegistryUsage,
@@ -363,19 +364,11 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async createUpload(session: UploadSession): Promise<void> {
-    const row: UploadsTable = {
-      id: session.id,
-      repository: session.repository,
-      started_at: session.startedAt,
-      updated_at: session.updatedAt,
-    };
-    await this.#retry(() => this.#db.insertInto('uploads').values(row).execute());
+    await this.#retry(() => insertUploadRow(this.#db, session));
   }
 
   async getUpload(id: string): Promise<UploadSession | undefined> {
-    const row = await this.#retry(() =>
-      this.#db.selectFrom('uploads').selectAll().where('id', '=', id).executeTakeFirst(),
-    );
+    const row = await this.#retry(() => selectUploadRow(this.#db, id));
     return row && toUploadSession(row);
   }
 
@@ -392,7 +385,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async deleteUpload(id: string): Promise<void> {
-    await this.#retry(() => this.#db.deleteFrom('uploads').where('id', '=', id).execute());
+    await this.#retry(() => deleteUploadRow(this.#db, id));
   }
 
   /** Oldest activity first. */
