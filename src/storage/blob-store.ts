@@ -63,7 +63,7 @@ export interface BlobStore {
   open?(digest: string): Promise<BlobFile>;
   /** Reads a small committed blob (a manifest) whole. */
   readAll(digest: string): Promise<Buffer>;
-  /** Stores small bytes (a manifest) whose digest the caller has computed. */
+  /** Stores small bytes (a manifest, a small blob) whose digest the caller has computed. */
   write(digest: string, bytes: Uint8Array): Promise<void>;
   /** Removes a committed blob; absent blobs are not an error. */
   delete(digest: string): Promise<void>;

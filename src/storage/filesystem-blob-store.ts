@@ -34,7 +34,7 @@ import { FileSink } from './file-sink.js';
  * directory, `blobs/<algorithm>/<first two hex>/<hex>`, and one file per
  * upload session under `uploads/`. Blobs are written elsewhere first and
  * flushed (a staged upload with an fdatasync before its commit, a
- * manifest's bytes through an O_DSYNC descriptor), then renamed into place
+ * manifest's or small blob's bytes through an O_DSYNC descriptor), then renamed into place
  * and the rename made durable with an fsync of the directory, so that a reader or a crash
  * never sees part of a blob (DESIGN.md, invariants 1 and 5).
  *
@@ -197,7 +197,10 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
-  /** `tmp/` holds manifests' bytes for the instant before their rename into `blobs/`. */
+  /**
+   * `tmp/` holds the bytes of `write` (manifests, small blobs) for the
+   * instant before their rename into `blobs/`.
+   */
   async sweepTemporaryFiles(before: number, dryRun: boolean): Promise<SweepResult> {
     const result = { files: 0, bytes: 0 };
     const directory = join(this.#root, 'tmp');
@@ -250,7 +253,7 @@ async function statOrUndefined(path: string): Promise<BlobInfo | undefined> {
   }
 }
 
-/** Manifests' temporary files: small, so one write that carries its own flush. */
+/** Temporary files of `write`: small, so one write that carries its own flush. */
 const durableCreate = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
 
 const createOrOpen = constants.O_RDWR | constants.O_CREAT;
