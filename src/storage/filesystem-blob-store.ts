@@ -34,9 +34,10 @@ import { FileSink } from './file-sink.js';
  * directory, `blobs/<algorithm>/<first two hex>/<hex>`, and one file per
  * upload session under `uploads/`. Blobs are written elsewhere first and
  * flushed (a staged upload with an fdatasync before its commit, a
- * manifest's or small blob's bytes through an O_DSYNC descriptor), then renamed into place
- * and the rename made durable with an fsync of the directory, so that a reader or a crash
- * never sees part of a blob (DESIGN.md, invariants 1 and 5).
+ * manifest's or small blob's bytes through an O_DSYNC descriptor), then
+ * renamed into place and the rename made durable with an fsync of the
+ * directory, so that a reader or a crash never sees part of a blob
+ * (DESIGN.md, invariants 1 and 5).
  *
  * Opening an existing file, renaming, closing and stat are synchronous
  * calls: on a local filesystem they take 5 to 40 µs and never wait for the
