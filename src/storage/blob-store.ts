@@ -80,8 +80,9 @@ export interface BlobStore {
   /**
    * Appends a stream to the staged bytes, which must currently hold exactly
    * `offset` bytes; at offset 0 the staging area is made when absent, so a
-   * session that never receives bytes costs the store nothing. Resolves with the new size once a later read of the
-   * staging area sees the bytes; they need be durable only once committed.
+   * session that never receives bytes costs the store nothing. Resolves
+   * with the new size once a later read of the staging area sees the
+   * bytes; they need be durable only once committed.
    * On error or abort the staged bytes are truncated back to `offset`.
    */
   appendUpload(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number>;
