@@ -94,8 +94,7 @@ export class UploadService {
 
   /**
    * Finishes a session: appends the optional last chunk, verifies the digest
-   * over every byte received, then commits and links the blob. A session
-   * that fails verification is cancelled, as Distribution does.
+   * over every byte received, then commits and links the blob (#finish).
    */
   async complete(
     repository: string,
@@ -111,32 +110,14 @@ export class UploadService {
       if (options.start !== undefined && options.start !== size) throw outOfOrder(id, size);
       const small = options.length !== undefined && options.length <= SMALL_BLOB_BYTES;
       if (size === 0 && (!body || small)) {
-        const blob = await this.#completeSmall(repository, id, digest, body, options.length ?? 0);
+        const blob = await this.#completeSmall(repository, id, digest, algorithm, body, options);
         // An empty staging area, left by a PATCH without bytes.
         if (status.staged) await this.#blobs.abortUpload(id);
         return blob;
       }
       if (body) size = await this.#appendHashed(id, size, body, options);
-
       const actual = await this.#finalDigest(id, size, algorithm);
-      if (actual !== digest) {
-        await this.#discard(id);
-        throw new RegistryError(
-          'DIGEST_INVALID',
-          `Digest mismatch: the ${size} bytes received hash to "${actual}", not "${digest}"`,
-        );
-      }
-      const blob = { digest, size };
-      const limit = this.#quotas.limitFor(repository);
-      if (limit !== undefined) await this.#refuseOverQuota(repository, id, blob, limit);
-      // Claimed first: a collection removing the same digest now finishes
-      // before the bytes land, or keeps them (MetadataStore.claimBlob).
-      await this.#metadata.claimBlob(blob);
-      await this.#commit(id, digest);
-      const refusal = await this.#link(repository, blob, limit, id);
-      this.#hashes.delete(id);
-      if (refusal) throw refusal;
-      return blob;
+      return this.#finish(repository, id, { digest, size }, actual, () => this.#commit(id, digest));
     });
   }
 
@@ -152,23 +133,42 @@ export class UploadService {
     repository: string,
     id: string,
     digest: string,
+    algorithm: DigestAlgorithm,
     body: Readable | undefined,
-    length: number,
+    options: ChunkOptions,
   ): Promise<BlobRecord> {
-    const bytes = body ? await readAnnouncedBody(body, length) : Buffer.alloc(0);
-    const actual = digestOf(bytes, requireDigest(digest).algorithm);
-    if (actual !== digest) {
+    const bytes = body ? await readAnnouncedBody(body, options.length ?? 0) : Buffer.alloc(0);
+    const actual = digestOf(bytes, algorithm);
+    const blob = { digest, size: bytes.length };
+    return this.#finish(repository, id, blob, actual, () => this.#blobs.write(digest, bytes));
+  }
+
+  /**
+   * The end of both ways of completing. A digest that does not match what
+   * was received cancels the session, as Distribution does; a blob past
+   * the repository's quota is refused. Otherwise the blob is claimed, its
+   * bytes land (`land`), and it is linked.
+   */
+  async #finish(
+    repository: string,
+    id: string,
+    blob: BlobRecord,
+    actual: string,
+    land: () => Promise<void>,
+  ): Promise<BlobRecord> {
+    if (actual !== blob.digest) {
       await this.#discard(id);
       throw new RegistryError(
         'DIGEST_INVALID',
-        `Digest mismatch: the ${bytes.length} bytes received hash to "${actual}", not "${digest}"`,
+        `Digest mismatch: the ${blob.size} bytes received hash to "${actual}", not "${blob.digest}"`,
       );
     }
-    const blob = { digest, size: bytes.length };
     const limit = this.#quotas.limitFor(repository);
     if (limit !== undefined) await this.#refuseOverQuota(repository, id, blob, limit);
+    // Claimed first: a collection removing the same digest now finishes
+    // before the bytes land, or keeps them (MetadataStore.claimBlob).
     await this.#metadata.claimBlob(blob);
-    await this.#blobs.write(digest, bytes);
+    await land();
     const refusal = await this.#link(repository, blob, limit, id);
     this.#hashes.delete(id);
     if (refusal) throw refusal;

@@ -19,7 +19,8 @@ import { spareSize, takeSpare } from './spare-buffers.js';
  * buffer's aligned offset is found by trying a small direct write to a
  * scratch file. Aligned buffers go back to the spare buffers of pulls and
  * uploads (spare-buffers.ts), marked, so the memory kept stays capped.
- * Where the filesystem refuses O_DIRECT (tmpfs) or no offset works, uploads write through the page cache as before.
+ * Where the filesystem refuses O_DIRECT (tmpfs) or no offset works,
+ * uploads write through the page cache as before.
  */
 
 /*

@@ -1,3 +1,4 @@
+import type { UploadSession } from '../metadata-store.js';
 import { SharedQuery } from './prepared-query.js';
 import type { Db } from './repository-rows.js';
 import type { UploadsTable } from './schema.js';
@@ -26,10 +27,7 @@ const removeUpload = new SharedQuery({ id: '' }, (db: Db, p) =>
   db.deleteFrom('uploads').where('id', '=', p.id),
 );
 
-export async function insertUploadRow(
-  db: Db,
-  session: { id: string; repository: string; startedAt: number; updatedAt: number },
-): Promise<void> {
+export async function insertUploadRow(db: Db, session: UploadSession): Promise<void> {
   await insertUpload.run(db, session);
 }
 
